@@ -1,0 +1,484 @@
+"""What the plugin costs a test suite: off (installed, no ``--energy``) and on (the model meter).
+
+Not a test: a script that prints figures measured in the same run, on the machine it runs on.
+It generates a suite of 2,000 trivial tests (``def test_n(): assert n == n``, 20 files) in a
+temporary folder and runs every pytest as its own ``python -m pytest -q -p no:cacheprovider``
+process, with the environment cleaned of ``PYTEST_ADDOPTS``, ``PYTEST_PLUGINS`` and
+``PYTEST_ENERGY_*``, and with a bytecode cache in the temporary folder
+(``PYTHONPYCACHEPREFIX``; a ``PYTHONDONTWRITEBYTECODE`` in the environment is dropped, since a
+user's installed plugin imports from cached bytecode).
+
+(a) Startup, plugin installed but off, against ``-p no:energy``: the wall time of a pytest
+    process on a one-test suite and of ``--collect-only -q`` on the 2,000-test suite, in
+    alternating pairs (A B, B A, ...). Prints the median paired difference in ms with the
+    interquartile range of the differences, and the child processes' CPU time (user + sys)
+    difference, which a loaded machine inflates less. Target: under 10 ms, and within noise
+    (0 inside the IQR of the paired differences). Also the import cost, in fresh processes that
+    have already imported pytest: ``-X importtime`` of ``import pytest_energy.plugin``, and the
+    wall time of importing every module the plugin adds to a run where it is off (found by
+    diffing ``sys.modules`` of an in-process ``pytest.main`` with and without ``-p no:energy``).
+
+(b) The 2,000-test suite with ``--energy --energy-meter=model`` against the same run without
+    ``--energy`` (plugin installed in both), and with ``--energy-json`` as well (the results
+    file is checkpointed every 2 s and written at the end). The three variants run in rotated
+    orders within each repetition; prints the median added wall time per test (paired
+    difference / number of tests) with its IQR, the CPU figure, and the wall-time ratio.
+    Target: under 0.2 ms per test with the model meter. When it is missed (or with
+    ``--profile``) an in-process ``cProfile`` run of the suite with ``--energy-json`` prints
+    the plugin's hot spots.
+
+Run from the repository's virtual environment, where the plugin is installed::
+
+    python benchmarks/overhead.py [--startup-pairs 15] [--suite-reps 7] [--tests 2000] [--profile]
+
+About three minutes on 2 cores. Exits 1 when a target is missed. For context it prints, without
+running it, the reference figure from the issue: pytest-codecarbon made 200 trivial tests take
+2.2x the wall time of a plain run on this project's machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+STARTUP_TARGET_MS = 10.0
+PER_TEST_TARGET_MS = 0.2
+FILES = 20
+CODECARBON_REFERENCE = (
+    "reference (from the issue, not run here): pytest-codecarbon made 200 trivial tests take "
+    "2.2x the wall time of a plain run on this project's machines"
+)
+BASE_ARGS = ("-q", "-p", "no:cacheprovider")
+ENERGY_ARGS = ("--energy", "--energy-meter=model")
+ENERGY_SECTION = re.compile(r"^=+ energy =+$", re.MULTILINE)
+
+# Printed by a child: the modules loaded by an in-process pytest.main(argv).
+_MODULES_PROBE = """
+import json, sys
+import pytest
+before = set(sys.modules)
+code = pytest.main(sys.argv[1:])
+print("MODULES=" + json.dumps([m for m in sys.modules if m not in before]))
+raise SystemExit(int(code))
+"""
+
+# Printed by a child that has imported pytest: the wall time of importing the modules given.
+_IMPORT_PROBE = """
+import importlib, sys, time
+import pytest
+start, cpu = time.perf_counter(), time.process_time()
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+print("SECONDS=%r %r" % (time.perf_counter() - start, time.process_time() - cpu))
+"""
+
+# An in-process profile of one pytest run; prints the plugin's functions by cumulative time.
+_PROFILE_PROBE = """
+import cProfile, io, pstats, sys
+import pytest
+profile = cProfile.Profile()
+code = profile.runcall(pytest.main, sys.argv[1:])
+for key, where, title in (
+    ("cumulative", "pytest_energy", "pytest_energy functions by cumulative time"),
+    ("tottime", "", "all functions by own time"),
+):
+    out = io.StringIO()
+    stats = pstats.Stats(profile, stream=out).sort_stats(key)
+    stats.print_stats(where, 22)
+    text = out.getvalue()
+    print("PROFILE " + title)
+    print(text[text.find("   ncalls"):])
+"""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One child process: wall seconds and CPU seconds (user + sys of it and its children)."""
+
+    wall: float
+    cpu: float
+
+
+def machine_line() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    logical = os.cpu_count() or 0
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else logical
+    import pytest
+
+    from pytest_energy import __version__
+
+    return (
+        f"machine: {model}, {logical} logical CPUs ({usable} usable), "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
+        f"pytest {pytest.__version__}, pytest-energy {__version__}"
+    )
+
+
+def load_line() -> str:
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "load average: unknown"
+    return f"load average (1/5/15 min): {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def child_env(cache: Path) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PYTEST_ENERGY_")
+        and key
+        not in (
+            "PYTEST_ADDOPTS",
+            "PYTEST_PLUGINS",
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD",
+            "PYTHONDONTWRITEBYTECODE",
+        )
+    }
+    env["PYTHONPYCACHEPREFIX"] = str(cache)
+    return env
+
+
+def write_suite(folder: Path, tests: int, files: int) -> None:
+    folder.mkdir(parents=True)
+    # An ini file makes the folder the rootdir: no parent configuration is picked up.
+    (folder / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    per_file = -(-tests // files)
+    for index in range(files):
+        numbers = range(index * per_file, min(tests, (index + 1) * per_file))
+        body = "".join(f"def test_{n}():\n    assert {n} == {n}\n\n\n" for n in numbers)
+        (folder / f"test_trivial_{index:02d}.py").write_text(body, encoding="utf-8")
+
+
+def run_child(
+    argv: Sequence[str], cwd: Path, env: dict[str, str], expect: str | None = None
+) -> tuple[Sample, str]:
+    """Run ``python argv`` to completion; its wall and CPU time, and its output."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, *argv],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode != 0 or (expect is not None and expect not in proc.stdout):
+        raise SystemExit(
+            f"child failed (exit {proc.returncode}): {' '.join(argv)}\n{proc.stdout[-3000:]}"
+        )
+    return Sample(wall, cpu), proc.stdout
+
+
+def pytest_child(
+    args: Sequence[str], cwd: Path, env: dict[str, str], expect: str | None, energy: bool
+) -> Sample:
+    sample, output = run_child(["-m", "pytest", *BASE_ARGS, *args], cwd, env, expect)
+    # The energy section is the proof that the plugin measured (or stayed silent).
+    if energy != bool(ENERGY_SECTION.search(output)):
+        raise SystemExit(f"unexpected output for pytest {' '.join(args)}:\n{output[-2000:]}")
+    return sample
+
+
+def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+# -- (a) startup ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Paired:
+    label: str
+    on: list[Sample]
+    off: list[Sample]
+
+    def diffs(self, attr: str) -> list[float]:
+        return [getattr(a, attr) - getattr(b, attr) for a, b in zip(self.on, self.off, strict=True)]
+
+
+def alternate(
+    pairs: int,
+    first: Sequence[str],
+    second: Sequence[str],
+    cwd: Path,
+    env: dict[str, str],
+    expect: str,
+) -> tuple[list[Sample], list[Sample]]:
+    a_runs: list[Sample] = []
+    b_runs: list[Sample] = []
+    for index in range(pairs):
+        if index % 2 == 0:
+            a_runs.append(pytest_child(first, cwd, env, expect, energy=False))
+            b_runs.append(pytest_child(second, cwd, env, expect, energy=False))
+        else:
+            b_runs.append(pytest_child(second, cwd, env, expect, energy=False))
+            a_runs.append(pytest_child(first, cwd, env, expect, energy=False))
+    return a_runs, b_runs
+
+
+def importtime_ms(env: dict[str, str], cwd: Path) -> float:
+    """Cumulative ``-X importtime`` of ``pytest_energy.plugin`` in a process that has pytest."""
+    _, output = run_child(
+        ["-X", "importtime", "-c", "import pytest; import pytest_energy.plugin"], cwd, env
+    )
+    pattern = re.compile(r"^import time:\s*\d+\s*\|\s*(\d+)\s*\| (\S+)$")
+    for line in output.splitlines():
+        match = pattern.match(line)
+        if match and match.group(2) == "pytest_energy.plugin":
+            return int(match.group(1)) / 1000
+    raise SystemExit(f"no pytest_energy.plugin line in -X importtime output:\n{output[-2000:]}")
+
+
+def added_modules(env: dict[str, str], tiny: Path) -> list[str]:
+    """Modules a plugin-off pytest run loads that a ``-p no:energy`` run does not."""
+
+    def loaded(extra: Sequence[str]) -> list[str]:
+        _, output = run_child(["-c", _MODULES_PROBE, *BASE_ARGS, *extra, str(tiny)], tiny, env)
+        line = next(x for x in output.splitlines() if x.startswith("MODULES="))
+        names: list[str] = json.loads(line[len("MODULES=") :])
+        return names
+
+    without = set(loaded(["-p", "no:energy"]))
+    return [name for name in loaded([]) if name not in without]
+
+
+def import_seconds(env: dict[str, str], cwd: Path, modules: Sequence[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of importing ``modules`` in a fresh process that has pytest."""
+    _, output = run_child(["-c", _IMPORT_PROBE, *modules], cwd, env)
+    line = next(x for x in output.splitlines() if x.startswith("SECONDS="))
+    wall, cpu = line[len("SECONDS=") :].split()
+    return float(wall), float(cpu)
+
+
+def startup(pairs: int, tiny: Path, suite: Path, env: dict[str, str], tests: int) -> bool:
+    print(
+        f"\n(a) startup: plugin installed but off vs -p no:energy ({pairs} alternating pairs; "
+        "wall ms; min = difference of the fastest runs; CPU = child user+sys)"
+    )
+    off = ("-p", "no:energy")
+    rows: list[Paired] = []
+    one = alternate(pairs, [str(tiny)], [*off, str(tiny)], tiny, env, "1 passed")
+    rows.append(Paired("tiny suite (1 test)", *one))
+    collect = ("--collect-only", str(suite))
+    many = alternate(pairs, collect, [*off, *collect], suite, env, f"{tests} tests collected")
+    rows.append(Paired(f"--collect-only, {tests:,} tests", *many))
+
+    print(
+        f"  {'run':<28} {'installed':>9} {'no:energy':>9} {'diff':>7} {'IQR of diffs':>16} "
+        f"{'min':>7} {'CPU diff':>8} {'CPU IQR':>16}"
+    )
+    noise_ok = True
+    medians: list[float] = []
+    for row in rows:
+        on_ms = statistics.median(s.wall for s in row.on) * 1e3
+        off_ms = statistics.median(s.wall for s in row.off) * 1e3
+        best = (min(s.wall for s in row.on) - min(s.wall for s in row.off)) * 1e3
+        q1, med, q3 = (x * 1e3 for x in quartiles(row.diffs("wall")))
+        c1, cmed, c3 = (x * 1e3 for x in quartiles(row.diffs("cpu")))
+        print(
+            f"  {row.label:<28} {on_ms:>9.1f} {off_ms:>9.1f} {med:>+7.1f} "
+            f"[{q1:>+6.1f},{q3:>+7.1f}] {best:>+7.1f} {cmed:>+8.1f} [{c1:>+6.1f},{c3:>+7.1f}]"
+        )
+        medians.append(med)
+        noise_ok = noise_ok and q1 <= 0.0 <= q3
+
+    reps = 9
+    plugin_ms = statistics.median(importtime_ms(env, tiny) for _ in range(reps))
+    modules = added_modules(env, tiny)
+    ours = [m for m in modules if m.split(".")[0] == "pytest_energy"]
+    others = [m for m in modules if m.split(".")[0] != "pytest_energy"]
+    timings = [import_seconds(env, tiny, modules) for _ in range(reps)]
+    a1, amed, a3 = (x * 1e3 for x in quartiles([wall for wall, _ in timings]))
+    cpu_ms = statistics.median(cpu for _, cpu in timings) * 1e3
+    print(
+        f"  import pytest_energy.plugin after pytest (-X importtime, cumulative): "
+        f"{plugin_ms:.1f} ms (median of {reps} processes)"
+    )
+    print(
+        f"  every module the plugin adds to a run with it off, imported after pytest: "
+        f"{amed:.1f} ms wall [IQR {a1:.1f}, {a3:.1f}], {cpu_ms:.1f} ms CPU "
+        f"(median of {reps} processes)"
+    )
+    print(f"    {len(ours)} of ours: {', '.join(ours)}")
+    print(f"    {len(others)} others: {', '.join(others) if others else '-'}")
+    ok = medians[0] < STARTUP_TARGET_MS and amed < STARTUP_TARGET_MS
+    print(
+        f"  target: under {STARTUP_TARGET_MS:g} ms (tiny-suite median difference "
+        f"{medians[0]:+.1f} ms, off-path imports {amed:.1f} ms): {verdict(ok)}"
+    )
+    print(
+        f"  target: within noise (0 inside the IQR of the paired differences, both runs): "
+        f"{verdict(noise_ok)}"
+    )
+    return ok and noise_ok
+
+
+# -- (b) the suite with --energy -----------------------------------------------------------
+
+
+def suite_overhead(
+    reps: int, suite: Path, env: dict[str, str], tests: int, json_path: Path
+) -> bool:
+    variants: dict[str, tuple[str, tuple[str, ...], bool]] = {
+        "plain": ("no --energy", (), False),
+        "energy": ("--energy --energy-meter=model", ENERGY_ARGS, True),
+        "nohistory": ("  with --energy-history=off", (*ENERGY_ARGS, "--energy-history=off"), True),
+        "json": ("  with --energy-json", (*ENERGY_ARGS, f"--energy-json={json_path}"), True),
+    }
+    names = list(variants)
+    print(
+        f"\n(b) {tests:,} trivial tests: --energy --energy-meter=model vs no --energy, plugin "
+        f"installed in both ({reps} repetitions, the {len(names)} variants in a rotated and "
+        "alternately reversed order; every --energy run starts without .energy/)"
+    )
+    runs: dict[str, list[Sample]] = {name: [] for name in variants}
+    for rep in range(reps):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for name in order if rep % 2 == 0 else reversed(order):
+            _, args, energy = variants[name]
+            # A fresh history database each time, so every repetition does the same work.
+            shutil.rmtree(suite / ".energy", ignore_errors=True)
+            runs[name].append(pytest_child(args, suite, env, f"{tests} passed", energy))
+    if not json.loads(json_path.read_text(encoding="utf-8")).get("tests"):
+        raise SystemExit(f"{json_path} holds no tests")
+
+    def per_test(a: str, b: str, attr: str) -> tuple[float, float, float]:
+        diffs = [
+            (getattr(x, attr) - getattr(y, attr)) / tests * 1e3
+            for x, y in zip(runs[a], runs[b], strict=True)
+        ]
+        return quartiles(diffs)
+
+    print(
+        f"  {'variant':<30} {'wall s':>7} {'ms/test vs plain':>17} {'IQR':>17} "
+        f"{'CPU ms/test':>12} {'wall ratio':>10}"
+    )
+    for name, (label, _, _) in variants.items():
+        wall = statistics.median(s.wall for s in runs[name])
+        if name == "plain":
+            print(f"  {label:<30} {wall:>7.2f} {'-':>17} {'':>17} {'-':>12} {'1.00x':>10}")
+            continue
+        q1, med, q3 = per_test(name, "plain", "wall")
+        _, cmed, _ = per_test(name, "plain", "cpu")
+        ratio = statistics.median(
+            x.wall / y.wall for x, y in zip(runs[name], runs["plain"], strict=True)
+        )
+        print(
+            f"  {label:<30} {wall:>7.2f} {med:>+17.3f} [{q1:>+6.3f}, {q3:>+6.3f}] "
+            f"{cmed:>+12.3f} {ratio:>9.2f}x"
+        )
+    for name, what in (
+        ("json", "JSON checkpoints + final write (json - energy)"),
+        ("nohistory", "history append (energy - history off)"),
+    ):
+        first, second = ("json", "energy") if name == "json" else ("energy", "nohistory")
+        q1, med, q3 = per_test(first, second, "wall")
+        _, cmed, _ = per_test(first, second, "cpu")
+        print(f"  {what:<47}: {med:+.3f} ms/test [IQR {q1:+.3f}, {q3:+.3f}], CPU {cmed:+.3f}")
+    _, energy_ms, _ = per_test("energy", "plain", "wall")
+    ok = energy_ms < PER_TEST_TARGET_MS
+    print(
+        f"  target: under {PER_TEST_TARGET_MS:g} ms added per test with the model meter: "
+        f"{verdict(ok)} ({energy_ms:+.3f} ms)"
+    )
+    print(f"  {CODECARBON_REFERENCE}")
+    return ok
+
+
+def profile(suite: Path, env: dict[str, str], json_path: Path) -> None:
+    print(
+        "\nprofile: one in-process run of the suite with --energy --energy-meter=model "
+        "--energy-json (cProfile, which inflates every time; read the shares)"
+    )
+    shutil.rmtree(suite / ".energy", ignore_errors=True)
+    _, output = run_child(
+        ["-c", _PROFILE_PROBE, *BASE_ARGS, *ENERGY_ARGS, f"--energy-json={json_path}", str(suite)],
+        suite,
+        env,
+    )
+    text = output[output.find("PROFILE") :].rstrip()
+    for prefix in sorted(
+        {str(Path(__file__).resolve().parents[1]), sys.prefix, sys.base_prefix},
+        key=len,
+        reverse=True,
+    ):
+        text = text.replace(prefix + "/", "")
+    print(text)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--startup-pairs", type=int, default=15)
+    parser.add_argument("--suite-reps", type=int, default=7)
+    parser.add_argument("--tests", type=int, default=2000)
+    parser.add_argument(
+        "--profile", action="store_true", help="profile the plugin even when the targets are met"
+    )
+    args = parser.parse_args()
+    try:
+        import pytest_energy.plugin  # noqa: F401
+    except ImportError:
+        print("pytest-energy is not importable: run from its virtual environment", file=sys.stderr)
+        return 2
+
+    print(machine_line())
+    print(load_line())
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="energy-overhead-") as scratch:
+        root = Path(scratch)
+        env = child_env(root / "pycache")
+        tiny, suite = root / "tiny", root / "suite"
+        write_suite(tiny, 1, 1)
+        write_suite(suite, args.tests, FILES)
+        json_path = root / "energy.json"
+        # Warm-up, not counted: fills the bytecode cache (and the OS caches) for every variant.
+        for folder, expect in ((tiny, "1 passed"), (suite, f"{args.tests} passed")):
+            pytest_child([], folder, env, expect, energy=False)
+            pytest_child(["-p", "no:energy"], folder, env, expect, energy=False)
+            pytest_child(
+                [*ENERGY_ARGS, f"--energy-json={json_path}"], folder, env, expect, energy=True
+            )
+        startup_ok = startup(args.startup_pairs, tiny, suite, env, args.tests)
+        suite_ok = suite_overhead(args.suite_reps, suite, env, args.tests, json_path)
+        if args.profile or not suite_ok:
+            profile(suite, env, root / "profile.json")
+    print(f"\n{load_line()}; took {time.perf_counter() - started:.0f} s")
+    print(f"overall: {verdict(startup_ok and suite_ok)}")
+    return 0 if startup_ok and suite_ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

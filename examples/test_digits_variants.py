@@ -1,0 +1,59 @@
+"""One model family, five variants: "each variant is cheaper than fp32 and almost as accurate".
+
+``pytest --energy examples/`` measures every variant's energy per sample, interleaved with the
+fp32 reference, and fails a variant whose energy ratio or quality ratio misses its limit:
+
+    energy(variant) / energy(fp32) <= max_energy_ratio     (per sample)
+    accuracy(variant) / accuracy(fp32) >= min_quality_ratio
+
+Limits are set with margin from ``python benchmarks/variant_ratios.py`` (2-core AMD EPYC Zen 4,
+torch 2.13 CPU, CPU-time based): int8 ~0.35x, pruned ~0.12x, distilled ~0.07x, masked ~1.0x;
+accuracies 0.976 (fp32, int8, pruned), 0.974 (distilled, masked). See examples/README.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from digits_models import Digits, accuracy, describe, predictor
+from torch import nn
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "fp32",
+        "int8",
+        "pruned",
+        "distilled",
+        # Masks-only pruning keeps every tensor's shape, so the same dense GEMM multiplies the
+        # zeros: no saving on CPU (pytorch#36214; measured 1.00x, per-round 0.97-1.02x). The
+        # honest gate is "must not cost more", with 10 % for noise; a per-variant marker on
+        # the parameter overrides the family's 0.6x.
+        pytest.param("masked", marks=pytest.mark.energy(max_energy_ratio=1.10)),
+    ],
+)
+@pytest.mark.energy(
+    family="digits-mlp",
+    reference="fp32",
+    # The headline: a variant must cost at most 0.6x fp32 per sample (int8 measures ~0.35x,
+    # leaving room for CPUs without VNNI) and keep at least 99 % of its accuracy.
+    max_energy_ratio=0.6,
+    min_quality_ratio=0.99,
+    variants={
+        # Physically smaller networks: hold them to what they actually deliver (measured 0.12x
+        # and 0.07x), with ~2.5x margin for machines where per-call overhead weighs more.
+        "pruned": {"max_energy_ratio": 0.3},
+        # A 35x smaller student may lose a little accuracy; DistilBERT's published trade-off is
+        # 97 % of the teacher's quality (Sanh et al. 2019). Measured here: 99.8 %.
+        "distilled": {"max_energy_ratio": 0.2, "min_quality_ratio": 0.97},
+    },
+)
+def test_digits(
+    energy_benchmark: Any, variant: str, models: dict[str, nn.Module], digits: Digits
+) -> None:
+    model = models[variant]
+    energy_benchmark(predictor(model), digits.x, units=len(digits.x), unit="sample")
+    energy_benchmark.quality(accuracy=accuracy(model, digits))  # higher is better by default
+    energy_benchmark.metadata(**describe(model), batch_size=len(digits.x))

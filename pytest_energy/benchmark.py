@@ -1,0 +1,626 @@
+"""The ``energy_benchmark`` fixture: calibrated rounds, energy per unit of work, budgets.
+
+A test body is usually far shorter than what a counter resolves (NVML ticks
+every ~100 ms), so the fixture repeats the function: unbilled warm-up calls,
+then enough calls per round that each round's window spans at least 20
+counter periods (2 s with NVML, 0.2 s with RAPL or the model), then R rounds,
+each its own energy window::
+
+    def test_classify(energy_benchmark, model, batch):
+        preds = energy_benchmark(model.predict, batch, units=len(batch), unit="sample")
+        assert preds.shape[0] == len(batch)
+
+Without ``--energy`` it calls the function once and measures nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+
+from .results import Benchmark, Measurement, Quality, Round
+from .settings import SettingError, TestSettings
+
+if TYPE_CHECKING:
+    from .families import FamilySpec, ReferenceRun
+    from .run import EnergyRun
+    from .window import EnergyWindow
+
+R = TypeVar("R")
+
+#: At least this many counter periods per round window (see window.RESOLUTION_PERIODS
+#: for what 10 buys; 20 keeps quantisation under ~1 % per round at steady power).
+ROUND_PERIODS = 20
+#: Rounds shorter than this are dominated by the cost of reading the meters.
+MIN_ROUND_S = 0.1
+MAX_CALLS_PER_ROUND = 10_000_000
+
+
+def target_window(update_period_s: float, window: float | None) -> float:
+    """How long one round should last for this meter."""
+    if window is not None:
+        return window
+    return max(ROUND_PERIODS * update_period_s, MIN_ROUND_S)
+
+
+def calls_for_window(per_call_s: float, target_s: float) -> int:
+    """Calls per round so that a round lasts at least ``target_s``."""
+    if per_call_s <= 0:
+        return MAX_CALLS_PER_ROUND
+    return max(1, min(MAX_CALLS_PER_ROUND, math.ceil(target_s / per_call_s)))
+
+
+def time_per_call(call: Callable[[], object], target_s: float) -> float:
+    """Wall time of one call, from doubling batches until a batch lasts a tenth of a round."""
+    batch = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(batch):
+            call()
+        elapsed = time.perf_counter() - start
+        if elapsed >= target_s / 10 or batch >= MAX_CALLS_PER_ROUND:
+            return elapsed / batch
+        batch *= 2 if elapsed <= 0 else max(2, min(10, math.ceil(target_s / 10 / elapsed)))
+
+
+class EnergyBenchmark:
+    """Measure a function's energy: ``energy_benchmark(fn, *args, units=N, unit="sample")``."""
+
+    def __init__(self, request: pytest.FixtureRequest, run: EnergyRun | None) -> None:
+        self._request = request
+        self._run = run
+        self._settings: TestSettings | None = run.test_settings(request.node) if run else None
+        self._used = False
+        self._qualities: dict[str, Quality] = {}
+        self._metadata: dict[str, Any] = {}
+        self._family: FamilySpec | None = None
+        self._reference: ReferenceRun | None = None
+        self._paired: tuple[list[float], list[float]] | None = None
+        self._judged = False
+        #: What was measured, once the function has been benchmarked.
+        self.result: Benchmark | None = None
+        self.variant_record: dict[str, Any] | None = None
+        self.budget_notes: list[dict[str, Any]] = []
+
+    @classmethod
+    def for_request(cls, request: pytest.FixtureRequest) -> EnergyBenchmark:
+        from .plugin import RUN_PLUGIN_NAME
+
+        run = request.config.pluginmanager.get_plugin(RUN_PLUGIN_NAME)
+        if run is not None and run.settings.benchmark_disable:
+            run = None
+        benchmark = cls(request, run)
+        if run is not None:
+            from .run import BENCHMARK
+
+            request.node.stash[BENCHMARK] = benchmark
+            request.addfinalizer(benchmark._finalize)
+        return benchmark
+
+    @property
+    def measuring(self) -> bool:
+        return self._run is not None and self._run.session.failure is None
+
+    # -- the two ways to benchmark -------------------------------------------------
+
+    def __call__(
+        self,
+        fn: Callable[..., R],
+        /,
+        *args: Any,
+        units: float = 1,
+        unit: str = "call",
+        **kwargs: Any,
+    ) -> R:
+        """Benchmark ``fn(*args, **kwargs)``; ``units`` is the work one call does."""
+        self._start(units, unit)
+        if not self.measuring:
+            return fn(*args, **kwargs)
+        assert self._settings is not None
+
+        def call() -> R:
+            return fn(*args, **kwargs)
+
+        result: R = call()  # the first warm-up call: its result is what the test gets
+        for _ in range(max(self._settings.warmup - 1, 0)):
+            call()
+        self._measure(
+            call, units, unit, calls=None, rounds=self._settings.rounds, setup=None, pedantic=False
+        )
+        return result
+
+    def pedantic(
+        self,
+        fn: Callable[..., R],
+        args: tuple[Any, ...] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        *,
+        setup: Callable[[], object] | None = None,
+        rounds: int = 5,
+        calls_per_round: int = 1,
+        warmup: int = 0,
+        units: float = 1,
+        unit: str = "call",
+    ) -> R:
+        """Explicit control: ``setup()`` before each round, fixed calls and rounds, no
+        calibration."""
+        if rounds < 1 or calls_per_round < 1 or warmup < 0:
+            raise ValueError("pedantic needs rounds >= 1, calls_per_round >= 1 and warmup >= 0")
+        self._start(units, unit)
+        bound = dict(kwargs or {})
+
+        def call() -> R:
+            return fn(*args, **bound)
+
+        if not self.measuring:
+            if setup is not None:
+                setup()
+            return call()
+        for _ in range(warmup):
+            call()
+        if setup is not None:
+            setup()
+        result: R = call()
+        self._measure(
+            call, units, unit, calls=calls_per_round, rounds=rounds, setup=setup, pedantic=True
+        )
+        return result
+
+    def quality(
+        self,
+        name: str | None = None,
+        value: float | None = None,
+        *,
+        higher_is_better: bool = True,
+        **metrics: float,
+    ) -> None:
+        """Record quality metrics with the energy: ``quality(accuracy=0.97)`` (higher is
+        better) or ``quality("perplexity", 12.3, higher_is_better=False)``."""
+        if name is not None:
+            if value is None:
+                raise TypeError("quality(name, value): value is missing")
+            metrics = {name: value, **metrics}
+            direction = {name: higher_is_better}
+        else:
+            direction = {}
+        for metric, number in metrics.items():
+            if (
+                isinstance(number, bool)
+                or not isinstance(number, int | float)
+                or not math.isfinite(number)
+            ):
+                raise TypeError(f"quality {metric!r} must be a finite number, got {number!r}")
+            self._qualities[metric] = Quality(
+                metric, float(number), direction.get(metric, higher_is_better)
+            )
+        if self._reference is None and self._family is not None and self._family.is_reference:
+            self._register_reference_quality()
+        self._judge_family()
+
+    def metadata(self, **values: Any) -> None:
+        """Record facts shown with the result: quantization, sparsity, batch size, ..."""
+        self._metadata.update(values)
+        if self.result is not None:
+            self.result = _replace_benchmark(self.result, metadata=dict(self._metadata))
+
+    # -- measuring -------------------------------------------------------------------
+
+    def _start(self, units: float, unit: str) -> None:
+        if self._used:
+            raise RuntimeError("energy_benchmark can benchmark one function per test")
+        self._used = True
+        if isinstance(units, bool) or not isinstance(units, int | float) or not units > 0:
+            raise ValueError(f"units must be a positive number, got {units!r}")
+        if not isinstance(unit, str) or not unit.strip():
+            raise ValueError(f"unit must be a non-empty string, got {unit!r}")
+
+    def _measure(
+        self,
+        call: Callable[[], object],
+        units: float,
+        unit: str,
+        *,
+        calls: int | None,
+        rounds: int,
+        setup: Callable[[], object] | None,
+        pedantic: bool,
+    ) -> None:
+        run, settings = self._run, self._settings
+        assert run is not None and settings is not None
+        meters = run.session.meters
+        assert meters is not None
+        target = target_window(meters.update_period_s, settings.window)
+        if calls is None:
+            calls = calls_for_window(time_per_call(call, target), target)
+        self._family = run.family_spec(self._request.node)
+        started = time.perf_counter()
+        jitter = _jitter(
+            meters.update_period_s,
+            self._request.node.nodeid,
+            any(d.scope == "gpu-board" for d in meters.domains),
+        )
+        if self._family is not None and not self._family.is_reference:
+            measured = self._interleaved(call, calls, rounds, units, unit, setup, jitter)
+        else:
+            measured = self._rounds(call, calls, rounds, setup, jitter, started, settings)
+        if measured is None:
+            return  # the meter failed; the session reports it
+        confirm = run.gate_extra_rounds(self._request.node, measured, units, unit)
+        if confirm:
+            extra = self._rounds(call, calls, confirm, setup, jitter, None, settings, "confirm")
+            if extra is not None:
+                measured = measured + extra
+        self.result = _benchmark(
+            measured,
+            calls,
+            units,
+            unit,
+            target,
+            settings,
+            pedantic,
+            warmup=0 if pedantic else settings.warmup,
+            confirmation=len([r for r in measured if r.role == "confirm"]),
+            metadata=self._metadata,
+        )
+        if self._family is not None and self._family.is_reference:
+            self._register_reference(call, calls, units, unit)
+        self._judge_budgets()
+        self._judge_family()
+
+    def _window_round(self, call: Callable[[], object], calls: int, role: str) -> Round | None:
+        run = self._run
+        assert run is not None
+        window: EnergyWindow | None = run.session.open_window()
+        if window is None:
+            return None
+        try:
+            for _ in range(calls):
+                call()
+        except BaseException:
+            window.abandon()
+            raise
+        measurement: Measurement | None = run.session.close_window(window)
+        if measurement is None:
+            return None
+        return Round(
+            calls=calls,
+            seconds=measurement.seconds,
+            joules=dict(measurement.joules),
+            total_j=measurement.total_j,
+            role=role,
+            flags=list(measurement.flags),
+        )
+
+    def _rounds(
+        self,
+        call: Callable[[], object],
+        calls: int,
+        rounds: int,
+        setup: Callable[[], object] | None,
+        jitter: Callable[[], None],
+        started: float | None,
+        settings: TestSettings,
+        role: str = "candidate",
+    ) -> list[Round] | None:
+        measured: list[Round] = []
+        for index in range(rounds):
+            if setup is not None and index > 0:
+                setup()
+            jitter()
+            one = self._window_round(call, calls, role)
+            if one is None:
+                return None
+            measured.append(one)
+            if (
+                started is not None
+                and settings.max_time is not None
+                and time.perf_counter() - started >= settings.max_time
+            ):
+                break  # the time budget is spent; what was measured stands
+        return measured
+
+    def _interleaved(
+        self,
+        call: Callable[[], object],
+        calls: int,
+        rounds: int,
+        units: float,
+        unit: str,
+        setup: Callable[[], object] | None,
+        jitter: Callable[[], None],
+    ) -> list[Round] | None:
+        """Rounds in the order R V V R R V ...: each pair shares the machine's state."""
+        run = self._run
+        assert run is not None and self._family is not None
+        try:
+            reference = run.families.reference_for(self._family)
+        except SettingError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        if reference.unit != unit:
+            pytest.fail(
+                f"family {self._family.family!r}: {self._family.variant} measures J per {unit} "
+                f"but the reference {reference.spec.variant} J per {reference.unit}",
+                pytrace=False,
+            )
+        self._reference = reference
+        measured: list[Round] = []
+        ref_per_unit: list[float] = []
+        var_per_unit: list[float] = []
+        cap = max(rounds, self._settings.rounds if self._settings else rounds)
+        max_pairs = max(cap, run.settings.max_rounds)
+        pair = 0
+        while pair < max_pairs:
+            order = ("reference", "candidate") if pair % 2 == 0 else ("candidate", "reference")
+            results: dict[str, Round] = {}
+            for role in order:
+                if setup is not None and role == "candidate":
+                    setup()
+                jitter()
+                if role == "reference":
+                    one = self._window_round(reference.call, reference.calls_per_round, role)
+                else:
+                    one = self._window_round(call, calls, role)
+                if one is None:
+                    return None
+                results[role] = one
+                measured.append(one)
+            ref_per_unit.append(
+                results["reference"].total_j / reference.calls_per_round / reference.units
+            )
+            var_per_unit.append(results["candidate"].total_j / calls / units)
+            pair += 1
+            if pair >= rounds and not self._needs_more_pairs(ref_per_unit, var_per_unit):
+                break
+        self._paired = (ref_per_unit, var_per_unit)
+        return measured
+
+    def _needs_more_pairs(self, reference: list[float], variant: list[float]) -> bool:
+        """Keep interleaving while the energy limit is neither met nor missed for sure."""
+        spec = self._family
+        if spec is None or spec.max_energy_ratio is None or len(reference) < 2:
+            return False
+        from .stats import paired_log_ratio
+
+        try:
+            low, high = paired_log_ratio(reference, variant).interval(0.95)
+        except ValueError:
+            return False
+        return low <= spec.max_energy_ratio < high
+
+    # -- judging -------------------------------------------------------------------------
+
+    def _judge_budgets(self) -> None:
+        from .budgets import judge_benchmark
+
+        run, settings, result = self._run, self._settings, self.result
+        if run is None or settings is None or result is None or not settings.budgets:
+            return
+        flags = sorted({f for r in result.rounds for f in r.flags})
+        notes = judge_benchmark(
+            result,
+            run.session.method,
+            list(run.session.meters.names) if run.session.meters else [],
+            flags,
+            settings,
+            run.grams_per_joule(),
+        )
+        self.budget_notes = [note.as_dict() for note in notes]
+        from .run import _location
+
+        for note in notes:
+            note.enforce(_location(self._request.node))
+
+    def _register_reference(
+        self, call: Callable[[], object], calls: int, units: float, unit: str
+    ) -> None:
+        from .families import ReferenceRun
+
+        run, spec, result = self._run, self._family, self.result
+        assert run is not None and spec is not None and result is not None
+        run.families.register(
+            ReferenceRun(
+                spec=spec,
+                nodeid=self._request.node.nodeid,
+                call=call,
+                calls_per_round=calls,
+                units=units,
+                unit=unit,
+                method=run.session.method,
+                quality=dict(self._qualities),
+                metadata=self._metadata,
+                energy_per_unit=result.per_unit.median,
+            )
+        )
+
+    def _register_reference_quality(self) -> None:
+        run, spec = self._run, self._family
+        if run is None or spec is None:
+            return
+        found = run.families.references.get(spec.family)
+        if found is not None and found.nodeid == self._request.node.nodeid:
+            found.quality.update(self._qualities)
+
+    def _judge_family(self) -> None:
+        """Judge a variant against its limits once energy and quality are known."""
+        from .families import hardware_mismatch, judge_variant, quality_ratios
+
+        spec, result, run = self._family, self.result, self._run
+        if spec is None or result is None or run is None:
+            return
+        if spec.is_reference:
+            self.variant_record = _reference_record(
+                spec, result, self._qualities, run.session.method
+            )
+            return
+        if self._paired is None or self._reference is None:
+            return
+        if spec.min_quality_ratio is not None and not self._qualities:
+            return  # quality() has not been called yet; the finalizer insists on it
+        from .stats import paired_log_ratio
+
+        reference, variant = self._paired
+        estimate = paired_log_ratio(reference, variant)
+        ratio = estimate.ratio
+        low, high = estimate.interval(0.95)
+        qualities = quality_ratios(self._reference.quality, self._qualities)
+        refusal = hardware_mismatch(self._reference.metadata, self._metadata)
+        verdict, line = judge_variant(
+            spec,
+            ratio=ratio,
+            ci_low=low,
+            ci_high=high,
+            unit=result.unit,
+            method=run.session.method,
+            qualities=qualities,
+            refusal=refusal,
+        )
+        self.variant_record = {
+            "family": spec.family,
+            "reference": spec.reference,
+            "variant": spec.variant,
+            "nodeid": self._request.node.nodeid,
+            "unit": result.unit,
+            "method": run.session.method,
+            "energy_per_unit": result.per_unit.median,
+            "energy_ratio": ratio,
+            "ci_low": low,
+            "ci_high": high,
+            "quality": qualities,
+            "limits": {
+                k: v
+                for k, v in (
+                    ("max_energy_ratio", spec.max_energy_ratio),
+                    ("min_quality_ratio", spec.min_quality_ratio),
+                )
+                if v is not None
+            },
+            "verdict": verdict,
+            "line": line,
+            "metadata": dict(self._metadata),
+            "pairs": len(reference),
+        }
+        if self._judged:
+            return
+        if verdict == "fail":
+            self._judged = True
+            pytest.fail(f"model variant check failed: {line}", pytrace=False)
+        if verdict == "inconclusive" and (spec.min_quality_ratio is None or self._qualities):
+            self._judged = True
+            import warnings
+
+            from .run import EnergyWarning
+
+            warnings.warn(EnergyWarning(f"model variant check inconclusive: {line}"), stacklevel=3)
+
+    def _finalize(self) -> None:
+        spec = self._family
+        if self.result is not None and self._metadata != self.result.metadata:
+            self.result = _replace_benchmark(self.result, metadata=dict(self._metadata))
+        self._judge_family()  # metadata and quality may have arrived after the rounds
+        if (
+            spec is not None
+            and not spec.is_reference
+            and self.result is not None
+            and spec.min_quality_ratio is not None
+            and not self._qualities
+        ):
+            pytest.fail(
+                f"{spec.variant}: min_quality_ratio is set for family {spec.family!r} but the "
+                "test recorded no quality; call energy_benchmark.quality(name=value)",
+                pytrace=False,
+            )
+
+
+def _jitter(period: float, seed: str, gpu: bool) -> Callable[[], None]:
+    """A random pause before GPU rounds, so rounds do not phase-lock to NVML's ~100 ms
+    sensor cycle (on A100/H100 only ~25 % of runtime is sampled; Yang et al., SC24)."""
+    if not gpu:
+        return lambda: None
+    rng = random.Random(seed)
+    return lambda: time.sleep(rng.uniform(0.0, period))
+
+
+def _benchmark(
+    rounds: list[Round],
+    calls: int,
+    units: float,
+    unit: str,
+    target: float,
+    settings: TestSettings,
+    pedantic: bool,
+    *,
+    warmup: int,
+    confirmation: int,
+    metadata: Mapping[str, Any],
+) -> Benchmark:
+    from .stats import summarize
+
+    mine = [r for r in rounds if r.role != "reference"]
+    per_call = [r.total_j / r.calls for r in mine]
+    summary_call = summarize(per_call)
+    summary_unit = summarize([j / units for j in per_call])
+    return Benchmark(
+        unit=unit,
+        units_per_call=units,
+        calls_per_round=calls,
+        warmup_calls=warmup,
+        target_window_s=target,
+        rounds=rounds,
+        per_call=summary_call,
+        per_unit=summary_unit,
+        unstable=summary_call.n > 1 and summary_call.cv > settings.cv_limit,
+        confirmation_rounds=confirmation,
+        pedantic=pedantic,
+        flags=_benchmark_flags(mine),
+        metadata=dict(metadata),
+    )
+
+
+def _benchmark_flags(rounds: list[Round]) -> list[str]:
+    """Flags of a benchmark: any round's taint, but "below resolution" only when the
+    typical (median) round is, since one short round among five does not blind the meter."""
+    flags = {f for r in rounds for f in r.flags if f != "below_resolution"}
+    short = sum("below_resolution" in r.flags for r in rounds)
+    if rounds and short * 2 > len(rounds):
+        flags.add("below_resolution")
+    return sorted(flags)
+
+
+def _replace_benchmark(result: Benchmark, **changes: Any) -> Benchmark:
+    from dataclasses import replace
+
+    return replace(result, **changes)
+
+
+def _reference_record(
+    spec: FamilySpec, result: Benchmark, qualities: Mapping[str, Quality], method: str
+) -> dict[str, Any]:
+    return {
+        "family": spec.family,
+        "reference": spec.reference,
+        "variant": spec.variant,
+        "unit": result.unit,
+        "method": method,
+        "energy_per_unit": result.per_unit.median,
+        "energy_ratio": 1.0,
+        "ci_low": 1.0,
+        "ci_high": 1.0,
+        "quality": {
+            q.name: {
+                "value": q.value,
+                "reference": q.value,
+                "ratio": 1.0,
+                "higher_is_better": q.higher_is_better,
+            }
+            for q in qualities.values()
+        },
+        "limits": {},
+        "verdict": "reference",
+        "line": f"{spec.variant}: the reference of {spec.family}",
+        "metadata": dict(result.metadata),
+    }

@@ -1,0 +1,165 @@
+"""Energy budgets from the ``energy`` marker: max_joules, max_joules_per_unit, max_watts.
+
+A budget is exceeded when the central estimate (the median over rounds, or the
+one window of a plain test) is above it. Measured numbers fail the test;
+modelled numbers warn by default (``on_modelled``), because an absolute
+modelled joule is an estimate. A window too short for its meter to resolve
+warns instead of failing, whatever the method.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pytest
+
+from .results import Benchmark, Measurement
+from .settings import TestSettings
+
+_LABELS = {
+    "max_joules": ("J per call", "J"),
+    "max_joules_per_unit": ("J per {unit}", "J"),
+    "max_watts": ("mean power", "W"),
+    "max_gco2e": ("g CO2e per call", "g"),
+}
+
+
+class EnergyBudgetWarning(UserWarning):
+    """A budget was exceeded by a number that is not allowed to fail the test."""
+
+
+@dataclass(frozen=True)
+class BudgetNote:
+    """One budget judged: what was measured, the limit, and what happens."""
+
+    budget: str
+    limit: float
+    value: float
+    low: float | None
+    high: float | None
+    exceeded: bool
+    action: str  # fail, warn or ignore
+    method: str
+    meters: str
+    unit: str
+    why_not_fail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def message(self) -> str:
+        label, symbol = _LABELS[self.budget]
+        label = label.format(unit=self.unit)
+        interval = ""
+        if self.low is not None and self.high is not None:
+            interval = f" [95% CI {self.low:.4g}, {self.high:.4g}]"
+        text = (
+            f"energy budget exceeded: {label} {self.value:.4g} {symbol}{interval} > "
+            f"{self.budget}={self.limit:g} {symbol} ({self.method} by {self.meters})"
+        )
+        if self.why_not_fail:
+            text += f"; {self.why_not_fail}"
+        return text
+
+    def enforce(self, location: tuple[str, int] | None = None) -> None:
+        """Fail the test, or warn at ``location`` (the test's file and line)."""
+        if not self.exceeded or self.action == "ignore":
+            return
+        if self.action == "fail":
+            pytest.fail(self.message(), pytrace=False)
+        if location is None:
+            warnings.warn(EnergyBudgetWarning(self.message()), stacklevel=3)
+        else:
+            warnings.warn_explicit(
+                EnergyBudgetWarning(self.message()), EnergyBudgetWarning, location[0], location[1]
+            )
+
+
+def _action(method: str, flags: list[str], settings: TestSettings) -> tuple[str, str]:
+    if "below_resolution" in flags:
+        return "warn", "the window is too short for the meter to resolve; use energy_benchmark"
+    if method == "modelled":
+        action = settings.on_modelled
+        why = "the number is modelled, so it warns (on_modelled='fail' makes it fail)"
+        return action, why if action == "warn" else "the number is modelled"
+    return "fail", ""
+
+
+def judge_window(
+    measurement: Measurement, settings: TestSettings, grams_per_joule: float | None = None
+) -> list[BudgetNote]:
+    """Judge a plain test's single window against its budgets."""
+    action, why = _action(measurement.method, measurement.flags, settings)
+    values = {"max_joules": measurement.total_j, "max_watts": measurement.watts}
+    if grams_per_joule is not None:
+        values["max_gco2e"] = measurement.total_j * grams_per_joule
+    notes = []
+    for budget, limit in settings.budgets.items():
+        if budget not in values:
+            continue  # per-unit budgets need energy_benchmark's units
+        value = values[budget]
+        notes.append(
+            BudgetNote(
+                budget,
+                limit,
+                value,
+                None,
+                None,
+                value > limit,
+                action,
+                measurement.method,
+                ",".join(measurement.meters),
+                "call",
+                why,
+            )
+        )
+    return notes
+
+
+def judge_benchmark(
+    benchmark: Benchmark,
+    method: str,
+    meters: list[str],
+    flags: list[str],
+    settings: TestSettings,
+    grams_per_joule: float | None = None,
+) -> list[BudgetNote]:
+    """Judge a benchmark's per-call and per-unit figures against its budgets."""
+    action, why = _action(method, flags, settings)
+    seconds = sum(r.seconds for r in benchmark.rounds)
+    joules = sum(r.total_j for r in benchmark.rounds)
+    per_call, per_unit = benchmark.per_call, benchmark.per_unit
+    figures: dict[str, tuple[float, float | None, float | None]] = {
+        "max_joules": (per_call.median, per_call.ci_low, per_call.ci_high),
+        "max_joules_per_unit": (per_unit.median, per_unit.ci_low, per_unit.ci_high),
+        "max_watts": (joules / seconds if seconds > 0 else 0.0, None, None),
+    }
+    if grams_per_joule is not None:
+        figures["max_gco2e"] = (
+            per_call.median * grams_per_joule,
+            per_call.ci_low * grams_per_joule,
+            per_call.ci_high * grams_per_joule,
+        )
+    notes = []
+    for budget, limit in settings.budgets.items():
+        if budget not in figures:
+            continue
+        value, low, high = figures[budget]
+        notes.append(
+            BudgetNote(
+                budget,
+                limit,
+                value,
+                low,
+                high,
+                value > limit,
+                action,
+                method,
+                ",".join(meters),
+                benchmark.unit,
+                why,
+            )
+        )
+    return notes

@@ -1,0 +1,88 @@
+"""Carbon accounting: energy to grams of CO2e, with traceable grid intensity.
+
+The integrator resolves raw settings (marker > CLI > env > ini) and calls:
+
+* ``resolve_intensity(intensity, region, origin=...)`` -> ``IntensityChoice``
+  (explicit number > region > Ember's world average), whose ``describe()``
+  is the header line;
+* ``parse_pue`` and ``parse_embodied`` for the two other factors;
+* ``make_provider`` and ``apply_live_intensity`` for an optional live figure;
+* ``carbon_for(joules, choice, pue, seconds=..., embodied=...)`` per figure,
+  giving ``results.Carbon``; ``format_carbon`` / ``format_grams`` to show it;
+* ``validate_co2e_budget`` for a marker's ``max_gco2e``;
+* ``cleaner_region_hint`` for the carbon-aware line of a cloud region.
+
+Nothing here reads the bundled tables until a region or the default is resolved.
+"""
+
+from __future__ import annotations
+
+from .convert import (
+    ATTRIBUTION,
+    JOULES_PER_KWH,
+    attribution_line,
+    carbon_for,
+    carbon_source,
+    cleaner_region_hint,
+    format_carbon,
+    format_grams,
+    grams_co2e,
+    header_line,
+    session_record,
+    validate_co2e_budget,
+)
+from .factors import (
+    DEFAULT_PUE,
+    EMBODIED_PRESETS,
+    PUE_PRESETS,
+    EmbodiedChoice,
+    PueChoice,
+    parse_embodied,
+    parse_pue,
+)
+from .intensity import IntensityChoice, find_region, provenance_line, resolve_intensity
+from .live import (
+    ElectricityMapsProvider,
+    IntensityProvider,
+    LiveIntensity,
+    apply_live_intensity,
+    make_provider,
+)
+from .tables import IntensityRow, Tables, bundled_tables
+from .values import CarbonDataError, CarbonError
+
+__all__ = [
+    "ATTRIBUTION",
+    "DEFAULT_PUE",
+    "EMBODIED_PRESETS",
+    "JOULES_PER_KWH",
+    "PUE_PRESETS",
+    "CarbonDataError",
+    "CarbonError",
+    "ElectricityMapsProvider",
+    "EmbodiedChoice",
+    "IntensityChoice",
+    "IntensityProvider",
+    "IntensityRow",
+    "LiveIntensity",
+    "PueChoice",
+    "Tables",
+    "apply_live_intensity",
+    "attribution_line",
+    "bundled_tables",
+    "carbon_for",
+    "carbon_source",
+    "cleaner_region_hint",
+    "find_region",
+    "format_carbon",
+    "format_grams",
+    "grams_co2e",
+    "header_line",
+    "make_provider",
+    "parse_embodied",
+    "parse_pue",
+    "provenance_line",
+    "resolve_intensity",
+    "session_record",
+    "validate_co2e_budget",
+]

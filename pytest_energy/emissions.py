@@ -1,0 +1,129 @@
+"""The session's carbon accounting: one intensity, PUE and embodied choice, applied to
+every energy figure as it arrives.
+
+Resolved once on the process that reports (the controller under xdist), so a
+live provider is asked at most once per run. CO2e is reported, never gated,
+except for a marker's ``max_gco2e`` with a fixed explicit intensity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .results import Carbon, Measurement
+from .settings import SettingError, Settings
+
+if TYPE_CHECKING:
+    import pytest
+
+    from .carbon import EmbodiedChoice, IntensityChoice, IntensityProvider, PueChoice
+
+
+def _origins(settings: Settings) -> dict[str, str]:
+    names = {
+        "intensity": "carbon_intensity",
+        "region": "region",
+        "pue": "pue",
+        "embodied": "embodied",
+        "provider": "intensity_provider",
+    }
+    return {key: settings.origins.get(option, option) for key, option in names.items()}
+
+
+@dataclass(frozen=True)
+class SessionCarbon:
+    """What turns this session's joules into grams of CO2e."""
+
+    choice: IntensityChoice
+    pue: PueChoice
+    embodied: EmbodiedChoice | None
+    notices: tuple[str, ...] = ()
+
+    @classmethod
+    def resolve(
+        cls, settings: Settings, config: pytest.Config | None = None, *, live: bool = True
+    ) -> SessionCarbon:
+        """Validate the carbon settings; raise SettingError with a one-line message."""
+        from .carbon import (
+            CarbonError,
+            apply_live_intensity,
+            make_provider,
+            parse_embodied,
+            parse_pue,
+            resolve_intensity,
+        )
+
+        origin = _origins(settings)
+        notices: list[str] = []
+        try:
+            choice = resolve_intensity(settings.carbon_intensity, settings.region, origin=origin)
+            pue = parse_pue(settings.pue, origin=origin["pue"])
+            embodied = parse_embodied(settings.embodied, origin=origin["embodied"])
+            if live:
+                provider: IntensityProvider | None = None
+                if config is not None:
+                    provider = config.hook.pytest_energy_intensity_provider(config=config)
+                if provider is None:
+                    provider = make_provider(
+                        settings.intensity_provider,
+                        origin=origin,
+                        cache_path=settings.dir / "cache" / "intensity.json",
+                    )
+                choice, message = apply_live_intensity(choice, provider)
+                if message:
+                    notices.append(message)
+        except CarbonError as exc:
+            raise SettingError(str(exc)) from None
+        return cls(choice, pue, embodied, tuple(notices))
+
+    def carbon(self, measurement: Measurement, per_unit_j: float | None = None) -> Carbon:
+        """CO2e of a test's window, and of one unit of work for a benchmark."""
+        from dataclasses import replace
+
+        from .carbon import carbon_for, grams_co2e
+
+        carbon = carbon_for(
+            measurement.total_j,
+            self.choice,
+            self.pue,
+            seconds=measurement.seconds,
+            embodied=self.embodied,
+        )
+        if per_unit_j is None:
+            return carbon
+        return replace(
+            carbon, grams_per_unit=grams_co2e(per_unit_j, self.choice.value, self.pue.value)
+        )
+
+    def header_line(self) -> str:
+        from .carbon import header_line
+
+        return header_line(self.choice, self.pue, self.embodied)
+
+    def session_record(self, total_grams: float | None) -> dict[str, Any]:
+        from .carbon import cleaner_region_hint, provenance_line, session_record
+
+        record = session_record(self.choice, self.pue, self.embodied, list(self.notices))
+        record["line"] = provenance_line(self.choice) + (
+            f", PUE {self.pue.value:g}" if self.pue.value != 1 else ""
+        )
+        if total_grams is not None:
+            hint = cleaner_region_hint(self.choice, total_grams)
+            if hint:
+                record["hint"] = hint
+        return record
+
+    def grams_per_joule(self) -> float | None:
+        """For CO2e budgets: only a fixed, user-given intensity may fail a test."""
+        if self.choice.kind != "explicit":
+            return None
+        return self.choice.value * self.pue.value / 3_600_000.0
+
+    def check_budget(self, max_gco2e: float, where: str) -> None:
+        from .carbon import CarbonError, validate_co2e_budget
+
+        try:
+            validate_co2e_budget(max_gco2e, self.choice, where=where)
+        except CarbonError as exc:
+            raise SettingError(str(exc)) from None

@@ -1,0 +1,604 @@
+"""``pytest-energy comment``: create or update the sticky pull-request comment.
+
+This runs in the privileged ``workflow_run`` job (``pull-requests: write``), after
+the untrusted ``pull_request`` job uploaded its results. It trusts nothing that job
+produced: the pull request is the open one GitHub says has the run's head SHA, and
+the artifact's ``pr.json`` is only a hint that must agree. Standard library only, so
+the trusted job installs nothing beyond the pinned plugin release.
+
+The token comes from ``$GITHUB_TOKEN`` (or ``$GH_TOKEN``) and never appears in
+output, error messages or exception text: everything printed goes through
+``_Redactor``, including what a server sends back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from email.message import Message
+from http.client import HTTPMessage
+from pathlib import Path
+from typing import IO, Any, TextIO
+
+__all__ = [
+    "DEFAULT_AUTHOR",
+    "DEFAULT_MARKER",
+    "MAX_BODY_CHARS",
+    "GitHubError",
+    "Response",
+    "RestClient",
+    "add_comment_arguments",
+    "cap_body",
+    "comment_command",
+    "run_comment",
+]
+
+DEFAULT_MARKER = "<!-- pytest-energy -->"
+#: The login of the app behind ``GITHUB_TOKEN``. ``GET /user`` is not available to
+#: that token, so the author is configured rather than discovered.
+DEFAULT_AUTHOR = "github-actions[bot]"
+DEFAULT_API_URL = "https://api.github.com"
+#: GitHub rejects longer bodies with 422 "Body is too long (maximum is 65536
+#: characters)" (danger/danger#424). GitHub stores line ends as CRLF, so ``_cost``
+#: counts a bare "\n" as two characters to stay under the limit either way.
+MAX_BODY_CHARS = 65_536
+MAX_ATTEMPTS = 4
+#: A rate limit that resets later than this is reported, not waited out: a job that
+#: sleeps for most of an hour costs more than a missing comment.
+MAX_WAIT_S = 120.0
+TIMEOUT_S = 30.0
+#: 100 pages of 100 items; bounds the walk if a server keeps sending rel="next".
+MAX_PAGES = 100
+MAX_HINT_BYTES = 64 * 1024
+MAX_MARKER_CHARS = 200
+
+EXIT_OK = 0
+EXIT_API_FAILURE = 1
+EXIT_USAGE = 2
+
+_SHA = re.compile(r"\A(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
+_REPO = re.compile(r"\A[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\Z")
+_LINK = re.compile(r'<([^>]*)>\s*;\s*rel="([^"]*)"')
+_RETRIED_STATUSES = frozenset({500, 502, 503, 504})
+_PROG = "pytest-energy comment"
+
+
+class GitHubError(Exception):
+    """The GitHub API failed; the message is one line with the token redacted."""
+
+
+class UsageError(Exception):
+    """A bad argument or environment; the message is one line with the fix."""
+
+
+# --- arguments ------------------------------------------------------------------
+
+
+def add_comment_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``comment`` subcommand's options on ``parser``."""
+    parser.add_argument(
+        "--body-file",
+        required=True,
+        type=Path,
+        metavar="PATH",
+        help="markdown body to post, e.g. the output of `pytest-energy comment-body`",
+    )
+    parser.add_argument(
+        "--repo",
+        required=True,
+        metavar="OWNER/NAME",
+        help="repository the pull request belongs to (github.repository)",
+    )
+    parser.add_argument(
+        "--head-sha",
+        required=True,
+        metavar="SHA",
+        help="head commit of the pull request (github.event.workflow_run.head_sha)",
+    )
+    parser.add_argument(
+        "--head-repo",
+        default=None,
+        metavar="OWNER/NAME",
+        help="only consider pull requests from this head repository "
+        "(github.event.workflow_run.head_repository.full_name)",
+    )
+    parser.add_argument(
+        "--pr-hint",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="pr.json from the results artifact: untrusted, used only where GitHub agrees",
+    )
+    parser.add_argument(
+        "--marker",
+        default=DEFAULT_MARKER,
+        help="hidden marker that identifies the sticky comment (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--author",
+        default=DEFAULT_AUTHOR,
+        metavar="LOGIN",
+        help="only update comments written by this login (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--api-url",
+        default=None,
+        metavar="URL",
+        help=f"REST API root (default: $GITHUB_API_URL or {DEFAULT_API_URL})",
+    )
+
+
+def run_comment(args: argparse.Namespace) -> int:
+    """Entry point of ``pytest-energy comment``; returns the exit status."""
+    return comment_command(args)
+
+
+@dataclass(frozen=True)
+class _Options:
+    body: str
+    repo: str
+    head_sha: str
+    head_repo: str | None
+    hint_path: Path | None
+    marker: str
+    author: str
+    api_url: str
+    token: str
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, environ: Mapping[str, str]) -> _Options:
+        token = environ.get("GITHUB_TOKEN") or environ.get("GH_TOKEN") or ""
+        if not token:
+            raise UsageError(
+                "no token: set GITHUB_TOKEN (the job needs `permissions: pull-requests: write`)"
+            )
+        repo = str(args.repo)
+        if not _REPO.match(repo):
+            raise UsageError(f"--repo {repo!r}: expected OWNER/NAME")
+        head_repo = None if args.head_repo is None else str(args.head_repo)
+        if head_repo is not None and not _REPO.match(head_repo):
+            raise UsageError(f"--head-repo {head_repo!r}: expected OWNER/NAME")
+        head_sha = str(args.head_sha).strip().lower()
+        if not _SHA.match(head_sha):
+            raise UsageError(f"--head-sha {args.head_sha!r}: expected a full commit SHA (hex)")
+        api_url = args.api_url or environ.get("GITHUB_API_URL") or DEFAULT_API_URL
+        parts = urllib.parse.urlsplit(api_url)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise UsageError(f"--api-url {api_url!r}: expected an http(s) URL")
+        body_path = Path(args.body_file)
+        try:
+            body = body_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--body-file {body_path}: cannot read it ({exc})") from None
+        return cls(
+            body=body,
+            repo=repo,
+            head_sha=head_sha,
+            head_repo=head_repo,
+            hint_path=args.pr_hint,
+            marker=_marker(str(args.marker)),
+            author=str(args.author),
+            api_url=api_url.rstrip("/"),
+            token=token,
+        )
+
+
+def _marker(value: str) -> str:
+    """Accept a full ``<!-- ... -->`` marker or a bare label to wrap in one."""
+    value = value.strip()
+    inner = value[4:-3] if value.startswith("<!--") and value.endswith("-->") else value
+    inner = inner.strip()
+    if not inner or "--" in inner or len(inner) > MAX_MARKER_CHARS:
+        raise UsageError(
+            f"--marker {value!r}: expected a short label or <!-- label --> without '--'"
+        )
+    return f"<!-- {inner} -->"
+
+
+# --- body -------------------------------------------------------------------------
+
+
+def _cost(text: str) -> int:
+    """Characters GitHub counts once it has stored bare "\\n" as "\\r\\n"."""
+    return len(text) + text.count("\n") - text.count("\r\n")
+
+
+def _closers(text: str) -> str:
+    """Close a code fence or <details> left open by truncation, so the note shows."""
+    closing = ""
+    fences = sum(1 for line in text.splitlines() if line.lstrip().startswith("```"))
+    if fences % 2:
+        closing += "\n```"
+    open_details = text.count("<details") - text.count("</details>")
+    closing += "\n</details>" * max(0, min(open_details, 8))
+    return closing
+
+
+def cap_body(body: str, marker: str = DEFAULT_MARKER, limit: int = MAX_BODY_CHARS) -> str:
+    """Return ``body`` with the marker, cut on a line end to fit ``limit`` if needed.
+
+    The verdict and summary come first in the rendered body, so keeping the head
+    and dropping the tail of the table keeps what matters; the note says where the
+    rest is.
+    """
+    if marker not in body:
+        body = f"{marker}\n{body}"
+    if _cost(body) <= limit:
+        return body
+    note = (
+        "\n\n_The comment was truncated to fit GitHub's limit of "
+        f"{limit:,} characters; the full report is in the workflow run's artifacts._\n"
+    )
+    budget = limit - _cost(note) - _cost(marker) - 64
+    kept: list[str] = []
+    used = 0
+    for line in body.splitlines(keepends=True):
+        if used + _cost(line) > budget:
+            if not kept:  # one enormous line: cut it rather than post nothing
+                kept.append(line[: max(0, budget // 2)])
+            break
+        kept.append(line)
+        used += _cost(line)
+    while True:
+        text = "".join(kept)
+        if marker not in text:
+            text = f"{marker}\n{text}"
+        text = text.rstrip("\n") + _closers(text) + note
+        if _cost(text) <= limit or not kept:
+            return text
+        kept.pop()
+
+
+# --- HTTP -------------------------------------------------------------------------
+
+
+class _Redactor:
+    """Replaces the token in any text that may be printed or raised."""
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def __call__(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects within the API host only.
+
+    urllib copies the Authorization header onto every redirect, whatever the
+    host; refusing cross-origin ones keeps the token from leaving the API.
+    """
+
+    def redirect_request(  # noqa: PLR0917 (urllib's signature)
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if _origin(newurl) != _origin(req.full_url):
+            return None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+@dataclass(frozen=True)
+class Response:
+    """A decoded API answer: status, JSON data and the rel="next" page, if any."""
+
+    status: int
+    data: Any
+    next_url: str | None
+
+
+class RestClient:
+    """A minimal GitHub REST client: JSON, retries, Link pagination, redaction.
+
+    ``sleep`` and ``clock`` are injectable so retry behaviour is tested without
+    waiting and without reading the wall clock.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._token = token
+        self.redact = _Redactor(token)
+        self._sleep = sleep
+        self._clock = clock
+        self._max_attempts = max_attempts
+        self._opener = urllib.request.build_opener(_SameOriginRedirects())
+
+    def request(self, method: str, path_or_url: str, payload: Any = None) -> Response:
+        """Send one request, retrying server errors and rate limits."""
+        url = self._url(path_or_url)
+        data = None if payload is None else json.dumps(payload).encode("utf-8")
+        where = f"{method} {urllib.parse.urlsplit(url).path}"
+        for attempt in range(1, self._max_attempts + 1):
+            request = urllib.request.Request(url, data=data, method=method)
+            request.add_header("Accept", "application/vnd.github+json")
+            request.add_header("X-GitHub-Api-Version", "2022-11-28")
+            request.add_header("User-Agent", "pytest-energy")
+            request.add_header("Authorization", f"Bearer {self._token}")
+            if data is not None:
+                request.add_header("Content-Type", "application/json")
+            try:
+                with self._opener.open(request, timeout=TIMEOUT_S) as answer:
+                    status, headers, raw = answer.status, answer.headers, answer.read()
+            except urllib.error.HTTPError as exc:
+                status, headers = exc.code, exc.headers
+                raw = exc.read() if exc.fp is not None else b""
+                exc.close()
+                wait = self._retry_wait(status, headers, attempt)
+                if wait is None or attempt == self._max_attempts:
+                    raise GitHubError(self._describe(where, status, headers, raw)) from None
+                self._sleep(wait)
+                continue
+            except (urllib.error.URLError, OSError) as exc:
+                # Connection refused, reset or timed out: worth another try.
+                reason = getattr(exc, "reason", exc)
+                if attempt == self._max_attempts:
+                    raise GitHubError(self.redact(f"{where} failed: {reason}")) from None
+                self._sleep(self._backoff(attempt))
+                continue
+            return Response(status, self._decode(where, raw), self._next_link(headers))
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def paginate(self, path: str) -> Iterator[Any]:
+        """Yield the items of a list endpoint, following Link rel="next" lazily."""
+        url: str | None = path
+        for _ in range(MAX_PAGES):
+            if url is None:
+                return
+            answer = self.request("GET", url)
+            if not isinstance(answer.data, list):
+                raise GitHubError(f"GET {urllib.parse.urlsplit(url).path}: expected a list")
+            yield from answer.data
+            url = answer.next_url
+        raise GitHubError(f"GET {urllib.parse.urlsplit(path).path}: over {MAX_PAGES} pages")
+
+    def _url(self, path_or_url: str) -> str:
+        if not path_or_url.startswith(("http://", "https://")):
+            return self.api_url + path_or_url
+        # Pagination links come from the server; never send the token elsewhere.
+        if _origin(path_or_url) != _origin(self.api_url):
+            raise GitHubError("refusing to follow a link to another host than --api-url")
+        return path_or_url
+
+    @staticmethod
+    def _backoff(attempt: int) -> float:
+        return float(2 ** (attempt - 1))
+
+    def _retry_wait(self, status: int, headers: Message, attempt: int) -> float | None:
+        """Seconds to wait before retrying, or None when the failure is final."""
+        if status in _RETRIED_STATUSES:
+            return self._backoff(attempt)
+        retry_after = headers.get("Retry-After")
+        exhausted = headers.get("x-ratelimit-remaining") == "0"
+        # A 403 without rate-limit headers is a permission error: retrying won't help.
+        if status not in {403, 429} or (status == 403 and not (retry_after or exhausted)):
+            return None
+        wait = self._backoff(attempt)
+        if retry_after and retry_after.strip().isdigit():
+            wait = float(retry_after)
+        elif exhausted:
+            reset = headers.get("x-ratelimit-reset", "")
+            if reset.strip().isdigit():
+                wait = max(0.0, float(reset) - self._clock()) + 1.0
+        return wait if wait <= MAX_WAIT_S else None
+
+    def _describe(self, where: str, status: int, headers: Message, raw: bytes) -> str:
+        message = ""
+        try:
+            decoded = json.loads(raw.decode("utf-8", "replace"))
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, dict) and isinstance(decoded.get("message"), str):
+            message = decoded["message"]
+        text = f"{where} failed: HTTP {status}"
+        if message:
+            text += f": {' '.join(message.split())[:200]}"
+        if status in {403, 429} and headers.get("x-ratelimit-remaining") == "0":
+            text += " (rate limit exhausted; retry later)"
+        elif status in {401, 403, 404}:
+            text += " (check the token's permissions: pull-requests: write)"
+        return self.redact(text)
+
+    def _decode(self, where: str, raw: bytes) -> Any:
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise GitHubError(f"{where}: the answer is not JSON") from None
+
+    @staticmethod
+    def _next_link(headers: Message) -> str | None:
+        for target, rels in _LINK.findall(headers.get("Link", "")):
+            if "next" in rels.split():
+                return str(target)
+        return None
+
+
+# --- the algorithm ------------------------------------------------------------------
+
+
+def _field(data: Any, *keys: str) -> Any:
+    """``data[k1][k2]...`` for JSON objects, None where a level is missing."""
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+@dataclass(frozen=True)
+class _Hint:
+    number: int | None
+    head_sha: str | None
+    problem: str | None
+
+
+def _read_hint(path: Path | None) -> _Hint:
+    """Read pr.json from the artifact; a bad hint is reported and then ignored."""
+    if path is None:
+        return _Hint(None, None, None)
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_HINT_BYTES + 1)
+    except OSError as exc:
+        return _Hint(None, None, f"cannot read {path.name} ({exc.strerror or exc})")
+    if len(raw) > MAX_HINT_BYTES:
+        return _Hint(None, None, f"{path.name} is larger than {MAX_HINT_BYTES} bytes")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return _Hint(None, None, f"{path.name} is not JSON")
+    number = _field(data, "pr")
+    if number is None:
+        number = _field(data, "number")
+    sha = _field(data, "head_sha")
+    if not (isinstance(number, int) and not isinstance(number, bool) and number > 0):
+        return _Hint(None, None, f"{path.name} has no positive integer 'pr'")
+    if not (isinstance(sha, str) and _SHA.match(sha.lower())):
+        return _Hint(number, None, None)
+    return _Hint(number, sha.lower(), None)
+
+
+def _open_pulls_with_head(client: RestClient, options: _Options) -> list[int]:
+    """Numbers of open PRs whose head is the SHA, found by listing open PRs.
+
+    ``workflow_run.pull_requests`` and ``/commits/{sha}/pulls`` miss pull requests
+    from forks (actions/runner#3444), so the open PRs are listed and matched on
+    ``head.sha``, which GitHub sets and a fork cannot forge for another PR.
+    """
+    numbers: set[int] = set()
+    for pull in client.paginate(f"/repos/{options.repo}/pulls?state=open&per_page=100"):
+        if str(_field(pull, "head", "sha") or "").lower() != options.head_sha:
+            continue
+        head_repo = _field(pull, "head", "repo", "full_name")
+        if options.head_repo is not None and (
+            not isinstance(head_repo, str) or head_repo.lower() != options.head_repo.lower()
+        ):
+            continue
+        number = _field(pull, "number")
+        if isinstance(number, int):
+            numbers.add(number)
+    return sorted(numbers)
+
+
+def _choose_pull(numbers: list[int], hint: _Hint, options: _Options) -> tuple[int | None, str]:
+    """Pick the PR GitHub names; the hint only breaks a tie it agrees with."""
+    short = options.head_sha[:12]
+    if hint.number is not None and hint.number in numbers:
+        return hint.number, ""
+    note = ""
+    if hint.number is not None and numbers:
+        found = ", ".join(f"#{n}" for n in numbers)
+        note = f"pr.json names #{hint.number}, GitHub says head {short} is {found}: trusting GitHub"
+    if len(numbers) == 1:
+        return numbers[0], note
+    if not numbers:
+        return None, f"no open PR for head {short}: nothing to do"
+    listed = ", ".join(f"#{n}" for n in numbers)
+    return None, f"open PRs {listed} share head {short} and pr.json picks none: not commenting"
+
+
+def _find_sticky(client: RestClient, options: _Options, number: int) -> Any:
+    """The oldest comment with the marker by the expected author, across all pages."""
+    author = options.author.casefold()
+    for comment in client.paginate(f"/repos/{options.repo}/issues/{number}/comments?per_page=100"):
+        body = _field(comment, "body")
+        login = _field(comment, "user", "login")
+        if (
+            isinstance(body, str)
+            and options.marker in body
+            and isinstance(login, str)
+            and login.casefold() == author
+        ):
+            return comment
+    return None
+
+
+def _upsert(client: RestClient, options: _Options, number: int, body: str) -> str:
+    existing = _find_sticky(client, options, number)
+    if existing is None:
+        created = client.request(
+            "POST", f"/repos/{options.repo}/issues/{number}/comments", {"body": body}
+        )
+        return f"created the energy comment on #{number}: {_field(created.data, 'html_url')}"
+    comment_id = _field(existing, "id")
+    if not isinstance(comment_id, int):
+        raise GitHubError("a listed comment has no numeric id")
+    url = _field(existing, "html_url")
+    if _field(existing, "body") == body:
+        return f"the energy comment on #{number} is up to date: {url}"
+    client.request("PATCH", f"/repos/{options.repo}/issues/comments/{comment_id}", {"body": body})
+    return f"updated the energy comment on #{number} in place: {url}"
+
+
+def comment_command(
+    args: argparse.Namespace,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+    environ: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """``run_comment`` with its collaborators injectable, for tests."""
+    out = sys.stdout if stdout is None else stdout
+    err = sys.stderr if stderr is None else stderr
+    env = os.environ if environ is None else environ
+    redact = _Redactor(env.get("GITHUB_TOKEN") or env.get("GH_TOKEN") or "")
+    try:
+        options = _Options.from_args(args, env)
+    except UsageError as exc:
+        print(redact(f"{_PROG}: error: {exc}"), file=err)
+        return EXIT_USAGE
+    client = RestClient(options.api_url, options.token, sleep=sleep, clock=clock)
+    hint = _read_hint(options.hint_path)
+    if hint.problem:
+        print(redact(f"{_PROG}: ignoring the pr.json hint: {hint.problem}"), file=out)
+    if hint.head_sha is not None and hint.head_sha != options.head_sha:
+        print(
+            redact(
+                f"{_PROG}: pr.json is for head {hint.head_sha[:12]}, not "
+                f"{options.head_sha[:12]}: ignoring it"
+            ),
+            file=out,
+        )
+        hint = _Hint(None, None, None)
+    body = cap_body(options.body, options.marker)
+    try:
+        number, note = _choose_pull(_open_pulls_with_head(client, options), hint, options)
+        if note:
+            print(redact(f"{_PROG}: {note}"), file=out)
+        if number is None:
+            return EXIT_OK
+        print(redact(f"{_PROG}: {_upsert(client, options, number, body)}"), file=out)
+    except GitHubError as exc:
+        print(redact(f"{_PROG}: error: {exc}"), file=err)
+        return EXIT_API_FAILURE
+    return EXIT_OK

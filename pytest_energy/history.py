@@ -1,0 +1,502 @@
+"""The local run history: every run appended to an SQLite file.
+
+The history (default ``.energy/history.sqlite``) stays on the machine that made
+it (the folder's ``.gitignore`` says so). It answers three questions: how a
+test's energy moved over the last runs (``pytest-energy history``, the HTML
+sparklines), and what the last K runs of each test on a branch measured, which
+the gate can use as a baseline distribution instead of a committed file.
+
+Several pytest sessions may append at once (parallel CI jobs on one runner, a
+developer's two terminals), so the database runs in WAL mode with a busy
+timeout and each run is written in one transaction. A file at the history path
+that is not a pytest-energy history is reported, never written to.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import statistics
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_energy.results import ResultsError, RunRecord
+from pytest_energy.store import energy_per_unit, prepare_directory
+
+__all__ = [
+    "DEFAULT_PATH",
+    "SCHEMA_VERSION",
+    "History",
+    "HistoryError",
+    "TrendPoint",
+    "format_trend",
+    "sparkline",
+]
+
+DEFAULT_PATH = Path(".energy/history.sqlite")
+SCHEMA_VERSION = 1
+#: ``PRAGMA application_id``, "pEnH": marks the file as ours, so a user's other
+#: SQLite database at the same path is recognised and left alone.
+APPLICATION_ID = int.from_bytes(b"pEnH", "big")
+#: Long enough for another session to finish writing a run; a writer holds the
+#: lock for milliseconds, so hitting this means something is stuck.
+BUSY_TIMEOUT_S = 10.0
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_SPARK = "▁▂▃▄▅▆▇█"
+
+_SCHEMA = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    started TEXT NOT NULL,
+    finished TEXT,
+    commit_id TEXT,
+    branch TEXT,
+    hardware_class TEXT NOT NULL,
+    method TEXT NOT NULL,
+    plugin_version TEXT NOT NULL,
+    exit_status INTEGER,
+    unstable INTEGER NOT NULL,
+    interrupted INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE tests (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    nodeid TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    joules REAL,
+    seconds REAL,
+    per_unit REAL,
+    unit TEXT,
+    flags TEXT NOT NULL,
+    verdict TEXT,
+    ratio REAL
+);
+CREATE TABLE rounds (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    nodeid TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    calls INTEGER NOT NULL,
+    seconds REAL,
+    joules REAL,
+    role TEXT NOT NULL
+);
+CREATE INDEX tests_by_nodeid ON tests (nodeid, run_id);
+CREATE INDEX rounds_by_test ON rounds (run_id, nodeid);
+CREATE INDEX runs_by_class ON runs (hardware_class, branch, id);
+"""
+
+# One row per (test, run), newest `limit` runs of each test, oldest first.
+_POINTS = """
+SELECT * FROM (
+    SELECT r.id AS run_id, r.started, r.commit_id, r.branch, r.hardware_class, r.method,
+           t.nodeid, t.outcome, t.per_unit, t.unit, t.joules, t.seconds, t.flags,
+           t.verdict, t.ratio,
+           ROW_NUMBER() OVER (PARTITION BY t.nodeid ORDER BY r.id DESC) AS recent
+    FROM tests AS t JOIN runs AS r ON r.id = t.run_id
+    WHERE {where}
+)
+WHERE recent <= ?
+ORDER BY nodeid, run_id
+"""
+
+
+class HistoryError(ValueError):
+    """A history file that cannot be used; the message is one line."""
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    """One test in one run, as ``pytest-energy history`` and the report show it."""
+
+    run_id: int
+    started: str
+    commit: str | None
+    branch: str | None
+    hardware_class: str
+    method: str
+    nodeid: str
+    outcome: str
+    #: Median joules per ``unit``; None when the run gave no usable figure.
+    per_unit: float | None
+    unit: str | None
+    joules: float | None
+    seconds: float | None
+    flags: tuple[str, ...]
+    verdict: str | None
+    ratio: float | None
+
+
+class History:
+    """The SQLite history at ``path``; each call opens and closes its own connection."""
+
+    def __init__(self, path: Path = DEFAULT_PATH) -> None:
+        self.path = Path(path)
+
+    def append(
+        self, record: RunRecord, *, commit: str | None = None, branch: str | None = None
+    ) -> int:
+        """Store one run (its tests and rounds) in one transaction; returns the run id.
+
+        ``commit`` and ``branch`` default to those recorded in the session.
+        """
+        session = record.session
+        run_row = (
+            session.started,
+            session.finished,
+            commit or session.commit,
+            branch or session.branch,
+            session.machine.hardware_class,
+            session.method,
+            session.machine.plugin_version,
+            session.exit_status,
+            int(session.unstable),
+            int(session.interrupted),
+            json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False),
+        )
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO runs (started, finished, commit_id, branch, hardware_class, "
+                "method, plugin_version, exit_status, unstable, interrupted, record) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                run_row,
+            )
+            run_id = cursor.lastrowid
+            assert run_id is not None  # an INSERT into a rowid table always sets it
+            conn.executemany(
+                "INSERT INTO tests (run_id, nodeid, outcome, joules, seconds, per_unit, unit, "
+                "flags, verdict, ratio) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _test_rows(run_id, record),
+            )
+            conn.executemany(
+                "INSERT INTO rounds (run_id, nodeid, idx, calls, seconds, joules, role) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                _round_rows(run_id, record),
+            )
+        return run_id
+
+    def trend(
+        self,
+        nodeid: str | None = None,
+        *,
+        limit: int = 20,
+        hardware_class: str | None = None,
+        branch: str | None = None,
+    ) -> list[TrendPoint]:
+        """The newest ``limit`` runs of one test (or of every test), oldest first."""
+        where, params = _filters(nodeid=nodeid, hardware_class=hardware_class, branch=branch)
+        with self._reading() as conn:
+            if conn is None:
+                return []
+            rows = conn.execute(_POINTS.format(where=where), (*params, limit)).fetchall()
+        return [_point(row) for row in rows]
+
+    def last_runs(self, hardware_class: str, branch: str | None, k: int) -> dict[str, list[float]]:
+        """Per test, the J-per-unit medians of its last ``k`` usable runs, oldest first.
+
+        Only passed tests with an energy figure count, from runs that were not
+        interrupted, on ``hardware_class`` and on ``branch`` (None: any branch).
+        "Last" follows the order runs were appended, not their clocks.
+        """
+        where, params = _filters(hardware_class=hardware_class, branch=branch)
+        where += " AND t.per_unit IS NOT NULL AND r.interrupted = 0"
+        with self._reading() as conn:
+            if conn is None:
+                return {}
+            rows = conn.execute(_POINTS.format(where=where), (*params, k)).fetchall()
+        series: dict[str, list[float]] = {}
+        for row in rows:
+            series.setdefault(row["nodeid"], []).append(row["per_unit"])
+        return series
+
+    def sparkline_series(
+        self, nodeid: str, limit: int = 20, *, hardware_class: str | None = None
+    ) -> list[float]:
+        """J per unit of ``nodeid`` over its last ``limit`` usable runs, oldest first."""
+        where, params = _filters(nodeid=nodeid, hardware_class=hardware_class)
+        where += " AND t.per_unit IS NOT NULL"
+        with self._reading() as conn:
+            if conn is None:
+                return []
+            rows = conn.execute(_POINTS.format(where=where), (*params, limit)).fetchall()
+        return [float(row["per_unit"]) for row in rows]
+
+    def record(self, run_id: int) -> RunRecord:
+        """The full run record stored for ``run_id``."""
+        with self._reading() as conn:
+            row = (
+                None
+                if conn is None
+                else conn.execute("SELECT record FROM runs WHERE id = ?", (run_id,)).fetchone()
+            )
+        if row is None:
+            raise HistoryError(f"no run {run_id} in the history {self.path}")
+        try:
+            return RunRecord.from_dict(json.loads(row["record"]))
+        except (ResultsError, json.JSONDecodeError) as exc:
+            raise HistoryError(f"run {run_id} in {self.path} cannot be read: {exc}") from None
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection | None]:
+        """A connection for queries, or None when there is no history yet.
+
+        Reading never creates the file: ``pytest-energy history`` in a fresh
+        checkout should say "nothing yet", not leave a database behind.
+        """
+        if not self.path.exists():
+            yield None
+            return
+        with self._connection() as conn:
+            yield conn if self._check_schema(conn) else None
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if not self.path.exists() and not self.path.parent.exists():
+            prepare_directory(self.path.parent)
+        with self._connection() as conn:
+            if not self._check_schema(conn):
+                self._create_schema(conn)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        self._check_header()
+        try:
+            # Autocommit mode: transactions are opened explicitly, with BEGIN IMMEDIATE
+            # so a writer waits for the lock up front instead of failing mid-way.
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise HistoryError(f"cannot open the history {self.path}: {exc}") from None
+        with closing(conn):
+            conn.row_factory = sqlite3.Row
+            try:
+                conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+                yield conn
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise HistoryError(
+                        f"the history {self.path} stayed locked by another process for "
+                        f"{BUSY_TIMEOUT_S:g} s; try again when it has finished"
+                    ) from None
+                raise HistoryError(f"cannot use the history {self.path}: {exc}") from None
+            except sqlite3.DatabaseError as exc:
+                raise HistoryError(f"cannot use the history {self.path}: {exc}") from None
+
+    def _check_header(self) -> None:
+        """Refuse, before SQLite touches it, a file that is not an SQLite database.
+
+        An empty file is accepted: it holds nothing to lose, and it is what a
+        first connection to a new path leaves behind.
+        """
+        if self.path.is_dir():
+            raise HistoryError(f"the history path {self.path} is a directory, not a file")
+        try:
+            with self.path.open("rb") as handle:
+                header = handle.read(len(_SQLITE_HEADER))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise HistoryError(f"cannot read the history {self.path}: {exc}") from None
+        if header and header != _SQLITE_HEADER:
+            raise HistoryError(
+                f"{self.path} is not an SQLite database, so it is not a pytest-energy "
+                f"history; it was left untouched: move it away or choose another history path"
+            )
+
+    def _check_schema(self, conn: sqlite3.Connection) -> bool:
+        """True when the file holds our schema; False when it is empty; else an error."""
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if application_id == APPLICATION_ID:
+            if version > SCHEMA_VERSION:
+                raise HistoryError(
+                    f"the history {self.path} has schema version {version}, newer than this "
+                    f"pytest-energy reads ({SCHEMA_VERSION}): upgrade pytest-energy"
+                )
+            return True
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if application_id == 0 and version == 0 and tables == 0:
+            return False
+        raise HistoryError(
+            f"{self.path} is an SQLite database but not a pytest-energy history; it was "
+            f"left untouched: move it away or choose another history path"
+        )
+
+    def _create_schema(self, conn: sqlite3.Connection) -> None:
+        # WAL lets readers and one writer work at once; it cannot change inside a
+        # transaction, and is recorded in the file so later connections keep it.
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another session may have created the schema while we waited for the lock.
+            if not self._check_schema(conn):
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+
+def format_trend(rows: Sequence[TrendPoint]) -> str:
+    """A text table of the trend: test, runs, last J/unit, change vs previous, sparkline."""
+    if not rows:
+        return "no runs in the energy history yet"
+    series: dict[tuple[str, str], list[TrendPoint]] = {}
+    for row in rows:
+        series.setdefault((row.nodeid, row.hardware_class), []).append(row)
+    several_classes = len({hc for _, hc in series}) > 1
+    header = [
+        "test",
+        *(["hardware class"] if several_classes else []),
+        "runs",
+        "last",
+        "change",
+        "trend",
+    ]
+    table = [header]
+    for (nodeid, hardware_class), points in sorted(series.items()):
+        values = [p.per_unit for p in points]
+        usable = [(v, p.unit) for v, p in zip(values, points, strict=True) if v is not None]
+        last = _format_energy(*usable[-1]) if usable else "-"
+        change = "-"
+        if len(usable) >= 2 and usable[-2][0] > 0:
+            change = f"{(usable[-1][0] / usable[-2][0] - 1) * 100:+.1f}%"
+        table.append(
+            [
+                nodeid,
+                *([hardware_class] if several_classes else []),
+                str(len(points)),
+                last,
+                change,
+                sparkline(values),
+            ]
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    # Text columns left, numbers right, so digits line up.
+    right = {header.index(h) for h in ("runs", "last", "change")}
+    lines = [
+        "  ".join(
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ).rstrip()
+        for row in table
+    ]
+    return "\n".join(lines)
+
+
+def sparkline(values: Sequence[float | None]) -> str:
+    """Unicode bars for ``values``; a missing value is a space.
+
+    The scale spans at least 10% of the largest value, so run-to-run noise of a
+    percent or two stays a flat line instead of filling the full height.
+    """
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return " " * len(values)
+    lo, hi = min(finite), max(finite)
+    span = max(hi - lo, 0.1 * max(abs(lo), abs(hi)))
+    if span == 0:
+        return "".join(" " if v is None else _SPARK[0] for v in values)
+    bottom = (lo + hi) / 2 - span / 2
+    top = len(_SPARK) - 1
+    return "".join(
+        " "
+        if v is None or not math.isfinite(v)
+        else _SPARK[min(top, max(0, round((v - bottom) / span * top)))]
+        for v in values
+    )
+
+
+def _format_energy(joules: float, unit: str | None) -> str:
+    prefixes = ((1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
+    factor, prefix = next(((f, p) for f, p in prefixes if abs(joules) >= f), prefixes[-1])
+    return f"{joules / factor:.3g} {prefix}J/{unit or 'test'}"
+
+
+def _filters(
+    *, nodeid: str | None = None, hardware_class: str | None = None, branch: str | None = None
+) -> tuple[str, list[Any]]:
+    clauses, params = ["1 = 1"], []
+    for column, value in (
+        ("t.nodeid", nodeid),
+        ("r.hardware_class", hardware_class),
+        ("r.branch", branch),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return " AND ".join(clauses), params
+
+
+def _test_rows(run_id: int, record: RunRecord) -> Iterator[tuple[Any, ...]]:
+    for test in record.tests:
+        per_unit = energy_per_unit(test)
+        measurement = test.measurement
+        yield (
+            run_id,
+            test.nodeid,
+            test.outcome,
+            _finite(measurement.total_j) if measurement else None,
+            _finite(measurement.seconds) if measurement else None,
+            statistics.median(per_unit[1]) if per_unit else None,
+            per_unit[0] if per_unit else None,
+            ",".join(test.flags),
+            test.verdict.status if test.verdict else None,
+            _finite(test.verdict.ratio) if test.verdict else None,
+        )
+
+
+def _round_rows(run_id: int, record: RunRecord) -> Iterator[tuple[Any, ...]]:
+    for test in record.tests:
+        if test.benchmark is None:
+            continue
+        for idx, r in enumerate(test.benchmark.rounds):
+            yield (
+                run_id,
+                test.nodeid,
+                idx,
+                r.calls,
+                _finite(r.seconds),
+                _finite(r.total_j),
+                r.role,
+            )
+
+
+def _point(row: sqlite3.Row) -> TrendPoint:
+    return TrendPoint(
+        run_id=row["run_id"],
+        started=row["started"],
+        commit=row["commit_id"],
+        branch=row["branch"],
+        hardware_class=row["hardware_class"],
+        method=row["method"],
+        nodeid=row["nodeid"],
+        outcome=row["outcome"],
+        per_unit=row["per_unit"],
+        unit=row["unit"],
+        joules=row["joules"],
+        seconds=row["seconds"],
+        flags=tuple(f for f in row["flags"].split(",") if f),
+        verdict=row["verdict"],
+        ratio=row["ratio"],
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

@@ -1,0 +1,122 @@
+"""The machine fingerprint, and the hardware class that decides what may be compared.
+
+Numbers from different CPUs, GPUs or meter methods are never compared: the
+hardware class is a readable slug of exactly those, plus a short hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import re
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .meters import MeterInfo
+from .results import Machine
+
+#: CPU flags that decide low-precision speed (int8 VNNI, bf16, AMX): a baseline
+#: taken with them does not transfer to a CPU without them.
+ISA_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "fma",
+)
+
+
+def _cpuinfo(path: Path = Path("/proc/cpuinfo")) -> tuple[str, list[str]]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return platform.processor() or platform.machine() or "unknown CPU", []
+    model = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    flags = re.search(r"^flags\s*:\s*(.+)$", text, re.MULTILINE)
+    present = set(flags.group(1).split()) if flags else set()
+    name = model.group(1).strip() if model else platform.processor() or platform.machine()
+    return name or "unknown CPU", [f for f in ISA_FLAGS if f in present]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "unknown"
+
+
+def hardware_class(
+    cpu_model: str, gpu_models: Sequence[str], method: str, meters: Sequence[str]
+) -> str:
+    """``modelled-amd-epyc-9r14-3f2a9c1b``: what a baseline is keyed by."""
+    key = "|".join([cpu_model, ",".join(sorted(gpu_models)), method, ",".join(sorted(meters))])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    parts = [method, _slug(cpu_model)]
+    if gpu_models:
+        parts.append(_slug(gpu_models[0]) + (f"-x{len(gpu_models)}" if len(gpu_models) > 1 else ""))
+    return "-".join([*parts, digest])
+
+
+def _gpus(infos: Sequence[MeterInfo]) -> list[dict[str, Any]]:
+    gpus: list[dict[str, Any]] = []
+    for info in infos:
+        listed = info.details.get("gpus")
+        if isinstance(listed, list):
+            gpus.extend(dict(g) for g in listed if isinstance(g, Mapping))
+    return gpus
+
+
+def fingerprint(
+    infos: Sequence[MeterInfo], method: str, plugin_version: str, pytest_version: str
+) -> Machine:
+    """Describe this machine and the active meters."""
+    cpu_model, flags = _cpuinfo()
+    gpus = _gpus(infos)
+    meters = [info.name for info in infos]
+    gpu_models = [str(g.get("name", "GPU")) for g in gpus]
+    return Machine(
+        cpu_model=cpu_model,
+        cpu_count=os.cpu_count() or 1,
+        cpu_flags=flags,
+        gpus=gpus,
+        kernel=platform.release(),
+        os=platform.system(),
+        python=platform.python_version(),
+        plugin_version=plugin_version,
+        pytest_version=pytest_version,
+        method=method,
+        meters=meters,
+        hardware_class=hardware_class(cpu_model, gpu_models, method, meters),
+        extra={"machine": platform.machine(), "python_implementation": sys.implementation.name},
+    )
+
+
+def git_revision(cwd: Path) -> tuple[str | None, str | None]:
+    """The commit and branch, from CI variables first, then git; never fails."""
+    commit = os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA")
+    branch = (
+        os.environ.get("GITHUB_HEAD_REF")
+        or os.environ.get("GITHUB_REF_NAME")
+        or os.environ.get("CI_COMMIT_REF_NAME")
+    )
+    if commit and branch:
+        return commit, branch
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=2, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        out = done.stdout.strip()
+        return out if done.returncode == 0 and out else None
+
+    commit = commit or git("rev-parse", "HEAD")
+    branch = branch or git("rev-parse", "--abbrev-ref", "HEAD")
+    return commit, (None if branch == "HEAD" else branch)

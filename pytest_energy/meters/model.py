@@ -1,0 +1,65 @@
+"""The modelled meter: process CPU time times a cited per-core power figure.
+
+Used where no energy counter is readable (VMs, GitHub-hosted runners). Its
+numbers are labelled ``modelled`` everywhere. Absolute joules are estimates;
+ratios between runs on the same runner type track CPU work, which is what a
+regression gate on hosted CI can honestly show.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .base import DomainInfo, MeterInfo, Reading, clock
+
+#: Watts per busy vCPU at 100 % utilisation: Cloud Carbon Footprint's average
+#: "max watts" coefficient for AWS, derived from SPECpower results
+#: (cloud-carbon-footprint/cloud-carbon-footprint,
+#: packages/aws/src/domain/AwsFootprintEstimationConstants.ts, MAX_WATTS_AVG = 3.5;
+#: the matching minimum is 0.74 W). Override with --energy-model-watts.
+DEFAULT_WATTS_PER_CORE = 3.5
+WATTS_SOURCE = (
+    "Cloud Carbon Footprint, AWS average max watts per vCPU (SPECpower-derived), "
+    "packages/aws/src/domain/AwsFootprintEstimationConstants.ts"
+)
+
+#: Children's CPU time is accounted in clock ticks (USER_HZ, 100 on Linux),
+#: so the model resolves about 10 ms of CPU time.
+UPDATE_PERIOD_S = 0.01
+
+
+def process_cpu_seconds() -> float:
+    """CPU time of this process (all threads) plus its waited-for children."""
+    children = os.times()
+    # process_time() reads CLOCK_PROCESS_CPUTIME_ID: nanosecond accounting of
+    # every thread, unlike the tick-based os.times() fields for the process itself.
+    return time.process_time() + children.children_user + children.children_system
+
+
+class ModelMeter:
+    """CPU time x watts per core; never 0 for a window in which the process used CPU."""
+
+    def __init__(self, watts_per_core: float = DEFAULT_WATTS_PER_CORE) -> None:
+        self._watts = watts_per_core
+        self._origin = process_cpu_seconds()
+        self._info = MeterInfo(
+            name="model",
+            method="modelled",
+            update_period_s=UPDATE_PERIOD_S,
+            resolution_j=watts_per_core * UPDATE_PERIOD_S,
+            domains=(DomainInfo("cpu", "process-cpu"),),
+            details={"watts_per_core": watts_per_core, "watts_source": WATTS_SOURCE},
+            summary=f"model (modelled: process CPU time x {watts_per_core:g} W per core)",
+        )
+
+    @property
+    def info(self) -> MeterInfo:
+        return self._info
+
+    def read(self) -> Reading:
+        cpu_seconds = process_cpu_seconds() - self._origin
+        return Reading(t=clock(), joules={"cpu": cpu_seconds * self._watts})
+
+    def close(self) -> None:
+        """Nothing to release."""

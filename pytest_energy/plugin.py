@@ -1,0 +1,81 @@
+"""The pytest entry point of pytest-energy: options, the marker, the fixture.
+
+Everything else lives in :class:`pytest_energy.run.EnergyRun`, registered only
+when ``--energy`` is on. With it off, loading this module imports no meter,
+no pynvml, no torch and no jinja2, and touches no hardware.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from .benchmark import EnergyBenchmark
+
+RUN_PLUGIN_NAME = "energy-run"
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    from .options import OPTIONS
+
+    group = parser.getgroup("energy", "energy measurement (pytest-energy)")
+    for option in OPTIONS:
+        # argparse %-formats help strings: "5%" must be written "5%%".
+        help_text = f"{option.help}. Also ini {option.ini} and env {option.env}".replace("%", "%%")
+        if option.kind == "flag":
+            group.addoption(
+                option.flag, action="store_true", default=None, dest=option.dest, help=help_text
+            )
+        elif option.kind == "optional":
+            group.addoption(
+                option.flag,
+                nargs="?",
+                const=option.const,
+                default=None,
+                dest=option.dest,
+                metavar=option.metavar,
+                help=help_text,
+            )
+        else:
+            group.addoption(
+                option.flag, default=None, dest=option.dest, metavar=option.metavar, help=help_text
+            )
+        parser.addini(option.ini, option.help, type="string", default=None)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    from .settings import MARKER_SIGNATURE, SettingError, Settings
+
+    config.addinivalue_line("markers", MARKER_SIGNATURE)
+    if getattr(config.option, "help", False):
+        return
+    try:
+        if not Settings.enabled_in(config):
+            return
+        settings = Settings.from_config(config)
+    except SettingError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    from .run import EnergyRun
+
+    config.pluginmanager.register(EnergyRun.start(config, settings), RUN_PLUGIN_NAME)
+
+
+@pytest.fixture
+def energy_benchmark(request: pytest.FixtureRequest) -> EnergyBenchmark:
+    """Measure a function's energy per call and per unit of work in calibrated rounds.
+
+    Without ``--energy`` (or with ``--energy-benchmark-disable``) the function is
+    called once and nothing is measured.
+    """
+    from .benchmark import EnergyBenchmark
+
+    return EnergyBenchmark.for_request(request)

@@ -1,0 +1,146 @@
+"""GitHub workflow commands that annotate the tests whose energy changed.
+
+``::error`` marks a regression (and a model variant over its limits),
+``::warning`` an inconclusive comparison, each at the test's file and line.
+GitHub shows at most 10 annotations of each kind per step and silently drops
+the rest, so we emit the 10 most severe of each and one ``::notice`` that says
+how many more there are.
+
+Values are escaped exactly as ``@actions/core`` does (``escapeData`` and
+``escapeProperty`` in actions/toolkit ``packages/core/src/command.ts``), so a
+test id cannot end the command early, start a new one on a new line, or inject
+a property.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from ..results import RunRecord, TestResult
+from . import format as fmt
+from . import overview, variant_label
+
+__all__ = [
+    "MAX_PER_KIND",
+    "escape_data",
+    "escape_property",
+    "github_annotations",
+    "workflow_command",
+]
+
+#: GitHub's per-step cap for each of error and warning annotations.
+MAX_PER_KIND = 10
+#: Long test ids are cut in the middle; an annotation is read at a glance.
+ID_LIMIT = 300
+
+
+def escape_data(value: str) -> str:
+    """The message part of a workflow command."""
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(value: str) -> str:
+    """A property value (``file=``, ``title=``): ``:`` and ``,`` would end it."""
+    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def workflow_command(command: str, message: str, **properties: str | int | None) -> str:
+    """``::command key=value,...::message`` with every part escaped."""
+    props = ",".join(
+        f"{key}={escape_property(str(value))}"
+        for key, value in properties.items()
+        if value is not None and value != ""
+    )
+    return f"::{command}{' ' + props if props else ''}::{escape_data(message)}"
+
+
+def _value(test: TestResult, joules: float | None) -> str:
+    if test.benchmark is not None:
+        return fmt.energy_per_unit(joules, test.benchmark.unit)
+    return fmt.energy(joules)
+
+
+def _test_command(kind: str, test: TestResult, method: str) -> str:
+    v = test.verdict
+    assert v is not None
+    what = "regression" if v.status == "regression" else "change inconclusive"
+    detail = (
+        f"energy {fmt.change(v.ratio)}: {fmt.ratio(v.ratio, v.ci_low, v.ci_high)} of the baseline"
+        f" ({_value(test, v.baseline)} -> {_value(test, v.current)})"
+    )
+    if v.threshold is not None:
+        detail += f", threshold +{v.threshold * 100:g}%"
+    if method == "modelled":
+        detail += " (modelled estimates)"
+    if v.reason:
+        detail += f"; {v.reason}"
+    return workflow_command(
+        kind,
+        f"{fmt.shorten(test.nodeid, ID_LIMIT)}: {detail}",
+        file=test.file or None,
+        line=test.line if test.line and test.line > 0 else None,
+        title=f"Energy {what} {fmt.change(v.ratio)}",
+    )
+
+
+def _severity(test: TestResult) -> float:
+    ratio = test.verdict.ratio if test.verdict else None
+    return -ratio if ratio is not None and math.isfinite(ratio) else 0.0
+
+
+def github_annotations(record: RunRecord, *, limit: int = MAX_PER_KIND) -> list[str]:
+    """Workflow commands for ``record``: errors, warnings, then at most one notice."""
+    ov = overview(record)
+    method = record.session.method
+    by_id = {t.nodeid: t for t in record.tests}
+    errors = [_test_command("error", t, method) for t in sorted(ov.regressions, key=_severity)]
+    regressed = {t.nodeid for t in ov.regressions}
+    for family, variant in ov.variant_failures:
+        nodeid = str(variant.get("nodeid", ""))
+        if nodeid in regressed:
+            continue  # already annotated as a regression of the same test
+        test = by_id.get(nodeid)
+        ratio = fmt.ratio(
+            variant.get("energy_ratio"), variant.get("ci_low"), variant.get("ci_high")
+        )
+        line = variant.get("line") or (
+            f"{variant.get('variant', '?')}: energy {ratio} of "
+            f"{family.get('reference', 'the reference')}"
+        )
+        name = fmt.shorten(str(variant.get("variant", "?")), 80)
+        errors.append(
+            workflow_command(
+                "error",
+                f"{fmt.shorten(nodeid, ID_LIMIT)}: {line} ({variant_label('fail').word}: outside "
+                "the family's energy or quality limits)",
+                file=test.file if test else None,
+                line=test.line if test and test.line and test.line > 0 else None,
+                title=f"Model variant over its limits: {name}",
+            )
+        )
+    if ov.state == "failed" and not errors:
+        errors.append(workflow_command("error", ov.headline, title="Energy check failed"))
+    warnings = [_test_command("warning", t, method) for t in sorted(ov.inconclusive, key=_severity)]
+    lines = errors[:limit] + warnings[:limit]
+    extra = _more(len(errors) - limit, len(warnings) - limit, limit)
+    if extra:
+        lines.append(workflow_command("notice", extra, title="More energy changes"))
+    return lines
+
+
+def _more(errors: int, warnings: int, limit: int) -> str:
+    parts: Sequence[str] = [
+        p
+        for p in (
+            f"{errors} more energy errors" if errors > 0 else "",
+            f"{warnings} more inconclusive results" if warnings > 0 else "",
+        )
+        if p
+    ]
+    if not parts:
+        return ""
+    return (
+        f"{' and '.join(parts)} not annotated (at most {limit} of each are shown "
+        "per step); see the job summary or the HTML report"
+    )

@@ -1,0 +1,235 @@
+"""Number, unit and text formatting shared by every report.
+
+All reports print the same figure the same way, so a number in the PR comment
+can be found in the HTML report. Formatting is fixed (three significant
+figures, no exponents, no locale), which keeps rendered files deterministic
+and golden files stable.
+
+The escape helpers here are for Markdown; HTML escaping is Jinja's autoescape
+and workflow-command escaping lives in :mod:`pytest_energy.report.annotations`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+__all__ = [
+    "DASH",
+    "change",
+    "co2e",
+    "duration",
+    "energy",
+    "energy_per_unit",
+    "grams",
+    "markdown_text",
+    "power",
+    "ratio",
+    "shorten",
+    "sig",
+    "visible",
+    "watt_hours",
+    "without_bidi",
+]
+
+#: What a missing figure looks like everywhere (an em dash reads as "no value").
+DASH = "—"
+
+JOULES_PER_KWH = 3_600_000.0
+
+
+def sig(value: float, digits: int = 3) -> str:
+    """``value`` to ``digits`` significant figures, never in exponent notation.
+
+    Trailing zeros after the decimal point are kept so columns of figures line
+    up (``2.00``); large values are rounded, not abbreviated (``12345`` -> ``12300``).
+    """
+    if not math.isfinite(value):
+        return DASH
+    if value == 0:
+        return "0"
+    # Round first, then pick the number of decimals from the rounded value,
+    # so 9.996 becomes "10.0" rather than "10.00".
+    rounded = float(f"{value:.{digits - 1}e}")
+    magnitude = math.floor(math.log10(abs(rounded)))
+    decimals = max(0, digits - 1 - magnitude)
+    return f"{rounded:.{decimals}f}"
+
+
+def _scaled(value: float, units: list[tuple[float, str]], digits: int = 3) -> str:
+    """Pick the largest unit whose scale the rounded magnitude reaches."""
+    if not math.isfinite(value):
+        return DASH
+    magnitude = abs(float(f"{value:.{digits - 1}e}"))
+    scale, name = units[0]
+    for candidate_scale, candidate_name in units:
+        if magnitude >= candidate_scale:
+            scale, name = candidate_scale, candidate_name
+    return f"{sig(value / scale, digits)} {name}"
+
+
+_ENERGY_UNITS = [(1e-6, "µJ"), (1e-3, "mJ"), (1.0, "J"), (1e3, "kJ"), (JOULES_PER_KWH, "kWh")]
+_WH_UNITS = [(1e-6, "µWh"), (1e-3, "mWh"), (1.0, "Wh"), (1e3, "kWh"), (1e6, "MWh")]
+_POWER_UNITS = [(1e-3, "mW"), (1.0, "W"), (1e3, "kW")]
+_MASS_UNITS = [(1e-6, "µg"), (1e-3, "mg"), (1.0, "g"), (1e3, "kg"), (1e6, "t")]
+
+
+def energy(joules: float | None) -> str:
+    """``12.3 J``, ``456 mJ``, ``7.89 kJ``; kWh from 3.6 MJ up."""
+    if joules is None:
+        return DASH
+    if joules == 0:
+        return "0 J"
+    return _scaled(joules, _ENERGY_UNITS)
+
+
+def energy_per_unit(joules: float | None, unit: str) -> str:
+    """``12.3 mJ/sample``: energy per unit of work."""
+    if joules is None:
+        return DASH
+    return f"{energy(joules)}/{unit}"
+
+
+def watt_hours(joules: float | None) -> str:
+    """The same energy in watt-hours (``3.42 Wh``), the unit on an electricity bill."""
+    if joules is None:
+        return DASH
+    if joules == 0:
+        return "0 Wh"
+    return _scaled(joules / 3600.0, _WH_UNITS)
+
+
+def power(watts: float | None) -> str:
+    """``72.1 W``, ``850 mW``, ``1.20 kW``."""
+    if watts is None:
+        return DASH
+    if watts == 0:
+        return "0 W"
+    return _scaled(watts, _POWER_UNITS)
+
+
+def duration(seconds: float | None) -> str:
+    """``850 ms``, ``1.23 s``, ``95.0 s``, ``12.5 min``, ``2.10 h``."""
+    if seconds is None or not math.isfinite(seconds):
+        return DASH
+    magnitude = abs(seconds)
+    if magnitude == 0:
+        return "0 s"
+    if magnitude < 1e-3:
+        return f"{sig(seconds * 1e6)} µs"
+    if float(f"{magnitude:.2e}") < 1:
+        return f"{sig(seconds * 1e3)} ms"
+    if magnitude < 600:
+        return f"{sig(seconds)} s"
+    if magnitude < 3 * 3600:
+        return f"{sig(seconds / 60)} min"
+    return f"{sig(seconds / 3600)} h"
+
+
+def grams(value: float | None) -> str:
+    """A mass: ``1.23 g``, ``456 mg``, ``4.56 kg``."""
+    if value is None:
+        return DASH
+    if value == 0:
+        return "0 g"
+    return _scaled(value, _MASS_UNITS)
+
+
+def co2e(value: float | None) -> str:
+    """``1.23 g CO2e``, ``456 mg CO2e``, ``4.56 kg CO2e``."""
+    if value is None:
+        return DASH
+    return f"{grams(value)} CO2e"
+
+
+def _ratio_value(value: float) -> str:
+    # Two decimals read well for the usual 0.1x-10x range; smaller ratios
+    # (a 50x cheaper distilled model) keep significant figures instead.
+    if not math.isfinite(value):
+        return DASH
+    return f"{value:.2f}" if abs(value) >= 0.1 else sig(value, 2)
+
+
+def ratio(value: float | None, low: float | None = None, high: float | None = None) -> str:
+    """``0.47x [0.44, 0.51]``: a ratio with its confidence interval when known."""
+    if value is None:
+        return DASH
+    text = f"{_ratio_value(value)}x"
+    if low is not None and high is not None:
+        text += f" [{_ratio_value(low)}, {_ratio_value(high)}]"
+    return text
+
+
+def change(value: float | None) -> str:
+    """A ratio as a signed percentage change: 1.234 -> ``+23.4%``, 0.47 -> ``-53.0%``."""
+    if value is None or not math.isfinite(value):
+        return DASH
+    percent = (value - 1.0) * 100.0
+    if abs(percent) < 0.05:
+        return "0.0%"
+    return f"{percent:+.1f}%"
+
+
+def shorten(text: str, limit: int, tail: int = 40) -> str:
+    """Cut ``text`` to at most ``limit`` characters, keeping its start and its end.
+
+    Test ids grow at the end (parametrize values), and the end is what tells
+    two cases apart, so the cut goes in the middle.
+    """
+    if len(text) <= limit:
+        return text
+    tail = min(tail, limit // 3)
+    head = limit - tail - 1
+    return f"{text[:head]}…{text[len(text) - tail :]}"
+
+
+# Bidirectional overrides and isolates reorder what follows them on screen
+# ("Trojan Source", CVE-2021-42574): a test id could display as another test.
+_BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _control_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    code = ord(char)
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return named.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def visible(text: str) -> str:
+    """Control and bidi characters as visible escapes: a newline in a test id reads ``\\n``."""
+    return _CONTROL.sub(_control_escape, text)
+
+
+def without_bidi(text: str) -> str:
+    """Bidi controls as visible escapes, other characters (newlines too) unchanged."""
+    return _BIDI.sub(_control_escape, text)
+
+
+# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones
+# that mean something inside a line (code, emphasis, links, cells, strikethrough,
+# emoji shortcodes and autolinks, math). Line-start syntax (#, -, +, 1.) cannot
+# occur because untrusted text never starts a line. ``<``, ``>`` and ``&``
+# become entities instead, which GitHub never turns into tags.
+_MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]|~:$]")
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+# GitHub links @user and #123 after rendering, so backslashes cannot stop it; a
+# word joiner (U+2060, invisible) between the sign and the name does. A hostile
+# test id must not ping people or cross-reference issues from a bot comment.
+_MENTION = re.compile(r"([@#])(?=[\w-])")
+
+
+def markdown_text(text: str, limit: int | None = None) -> str:
+    """Untrusted ``text`` as inert, readable Markdown, safe inside a table cell.
+
+    Control characters become visible escapes (one line, so a table row stays
+    one row), Markdown punctuation is backslash-escaped (``|`` cannot split a
+    cell, ``*`` cannot start emphasis, ``[`` cannot start a link), and ``<``,
+    ``>``, ``&`` become entities so nothing is read as HTML.
+    """
+    if limit is not None:
+        text = shorten(text, limit)
+    text = visible(text)
+    text = _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(), text)
+    text = re.sub(r"[&<>]", lambda m: _ENTITIES[m.group()], text)
+    return _MENTION.sub("\\1\u2060", text)

@@ -1,0 +1,239 @@
+"""The ``energy`` section pytest prints after its own summary.
+
+Top tests by energy with the meter behind each number, benchmarks with J per
+unit and their interval, model families, the gate's regressions, and totals.
+It reads the run record only, like every other report.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..results import FLAGS, RunRecord, TestResult
+from . import format as fmt
+
+#: Test ids are cut (keeping their end, where parametrize values are) to fit a line.
+ID_WIDTH = 70
+
+
+class _Writer(Protocol):
+    def write_sep(self, sep: str, title: str | None = None, **markup: bool) -> None: ...
+    def write_line(self, line: str, **markup: bool) -> None: ...
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(
+        c.rjust(w) if i < len(cells) - 1 else c
+        for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    )
+
+
+def _table(writer: _Writer, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    writer.write_line(_row(header, widths), bold=True)
+    for row in rows:
+        writer.write_line(_row(row, widths))
+
+
+def _test_id(test: TestResult) -> str:
+    return fmt.shorten(fmt.visible(test.nodeid), ID_WIDTH)
+
+
+def _flags(test: TestResult) -> str:
+    return ",".join(test.flags) or "-"
+
+
+def _top_tests(writer: _Writer, record: RunRecord, top: int) -> None:
+    measured = [t for t in record.tests if t.measurement is not None]
+    if not measured or top <= 0:
+        return
+    ranked = sorted(measured, key=lambda t: -(t.measurement.total_j if t.measurement else 0))
+    shown = ranked[:top]
+    writer.write_line(f"top {len(shown)} of {len(measured)} tests by energy:")
+    rows = []
+    for test in shown:
+        m = test.measurement
+        assert m is not None
+        rows.append(
+            [
+                fmt.energy(m.total_j),
+                fmt.duration(m.seconds),
+                fmt.power(m.watts),
+                f"{','.join(m.meters)} ({m.method})",
+                _flags(test),
+                _test_id(test),
+            ]
+        )
+    _table(writer, ["energy", "time", "power", "meter", "flags", "test"], rows)
+
+
+def _benchmarks(writer: _Writer, record: RunRecord) -> None:
+    benched = [t for t in record.tests if t.benchmark is not None]
+    if not benched:
+        return
+    writer.write_line("")
+    writer.write_line("benchmarks (median per unit of work, 95% CI of the mean):")
+    rows = []
+    for test in benched:
+        b = test.benchmark
+        assert b is not None
+        per_unit = f"{fmt.energy_per_unit(b.per_unit.median, b.unit)}"
+        interval = _relative_interval(b.per_unit.mean, b.per_unit.ci_low, b.per_unit.ci_high)
+        cv = f"{b.per_unit.cv:.1%}" if math.isfinite(b.per_unit.cv) else fmt.DASH
+        method = test.measurement.method if test.measurement else record.session.method
+        shape = f"{len([r for r in b.rounds if r.role != 'reference'])}x{b.calls_per_round}"
+        rows.append([per_unit, interval, cv, shape, method, _flags(test), _test_id(test)])
+    _table(writer, ["J/unit", "95% CI", "cv", "rounds", "method", "flags", "test"], rows)
+
+
+def _relative_interval(mean: float, low: float, high: float) -> str:
+    """The 95 % interval as +-x % of the mean: readable whatever the unit's scale."""
+    if not (math.isfinite(mean) and math.isfinite(low) and math.isfinite(high)) or mean <= 0:
+        return fmt.DASH
+    return f"+-{(high - low) / 2 / mean:.1%}"
+
+
+def _families(writer: _Writer, record: RunRecord) -> None:
+    for family in record.families:
+        writer.write_line("")
+        method = family.get("method", "")
+        note = " -- ratios of modelled numbers (CPU work)" if method == "modelled" else ""
+        writer.write_line(
+            f"model family {family.get('family')} (reference "
+            f"{family.get('reference')}, energy per {family.get('unit')}){note}:"
+        )
+        rows = []
+        for v in family.get("variants", []):
+            quality = [e.get("ratio") for e in v.get("quality", {}).values()]
+            q = next((x for x in quality if isinstance(x, int | float)), None)
+            rows.append(
+                [
+                    str(v.get("variant", "")),
+                    fmt.ratio(v.get("energy_ratio"), v.get("ci_low"), v.get("ci_high")),
+                    f"{q:.1%}" if q is not None else fmt.DASH,
+                    "yes" if v.get("on_frontier") else "no",
+                    str(v.get("verdict", "")),
+                ]
+            )
+        _table(writer, ["variant", "energy ratio", "quality", "frontier", "verdict"], rows)
+        for v in family.get("variants", []):
+            if v.get("verdict") in ("fail", "inconclusive"):
+                writer.write_line(
+                    f"  {v.get('verdict')}: {v.get('line')}", red=v.get("verdict") == "fail"
+                )
+
+
+def write_regressions(writer: _Writer, record: RunRecord) -> None:
+    """The gate's section alone, as ``pytest-energy compare`` prints it."""
+    _regressions(writer, record)
+
+
+def _regressions(writer: _Writer, record: RunRecord) -> None:
+    gate: dict[str, Any] = dict(record.gate or {})
+    if not gate:
+        return
+    flagged = [
+        t
+        for t in record.tests
+        if t.verdict is not None
+        and t.verdict.status in ("regression", "inconclusive", "improvement")
+    ]
+    counts = Counter(t.verdict.status for t in record.tests if t.verdict is not None)
+    modelled = " (modelled vs modelled)" if gate.get("method") == "modelled" else ""
+    writer.write_sep("-", f"energy regressions{modelled}", red=bool(gate.get("failed")))
+    writer.write_line(
+        f"baseline {gate.get('baseline')}: threshold {gate.get('threshold', 0):.0%}"
+        f", margin {gate.get('margin', 0):.0%}, family-wise alpha "
+        f"{gate.get('alpha', 0):.0%}; "
+        + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items()))
+    )
+    if flagged:
+        rows = []
+        for test in sorted(flagged, key=lambda t: -(t.verdict.ratio or 0) if t.verdict else 0):
+            v = test.verdict
+            assert v is not None
+            unit = test.benchmark.unit if test.benchmark else "test"
+            rows.append(
+                [
+                    v.status,
+                    fmt.energy_per_unit(v.baseline, unit),
+                    fmt.energy_per_unit(v.current, unit),
+                    fmt.ratio(v.ratio, v.ci_low, v.ci_high),
+                    v.method,
+                    _test_id(test),
+                ]
+            )
+        _table(writer, ["verdict", "baseline", "current", "ratio [95% CI]", "method", "test"], rows)
+    suite = gate.get("suite")
+    if suite:
+        ratio = fmt.ratio(suite.get("ratio"), suite.get("ci_low"), suite.get("ci_high"))
+        writer.write_line(
+            f"suite total: {ratio} over {suite.get('tests', 0)} gated tests: {suite.get('status')}"
+        )
+    if gate.get("unstable"):
+        writer.write_line(
+            f"session unstable: {gate.get('unstable_reason', '')}; energy alone "
+            "does not fail this build",
+            yellow=True,
+        )
+
+
+def _totals(writer: _Writer, record: RunRecord, json_path: Path | None) -> None:
+    session = record.session
+    totals = session.totals
+    writer.write_line("")
+    line = (
+        f"session: {int(totals.get('tests', 0))} tests measured, "
+        f"{fmt.energy(totals.get('joules', 0.0))} in {fmt.duration(totals.get('seconds', 0.0))}"
+        f" ({fmt.power(totals.get('watts', 0.0))} mean), {session.method}"
+    )
+    if session.idle is not None and "net_joules" in totals:
+        line += (
+            f"; {fmt.energy(totals['net_joules'])} above idle "
+            f"({fmt.power(session.idle.total_watts)} idle)"
+        )
+    writer.write_line(line)
+    grams = [t.carbon.grams for t in record.tests if t.carbon is not None]
+    carbon = session.carbon or {}
+    if grams and carbon:
+        writer.write_line(f"CO2e: {fmt.co2e(math.fsum(grams))} at {carbon.get('line', '')}")
+        embodied = [
+            t.carbon.embodied_grams
+            for t in record.tests
+            if t.carbon is not None and t.carbon.embodied_grams is not None
+        ]
+        if embodied:
+            writer.write_line(
+                f"embodied: {fmt.co2e(math.fsum(embodied))} (device share for the "
+                "measured time, reported separately, not added)"
+            )
+        if carbon.get("hint"):
+            writer.write_line(f"carbon-aware: {carbon['hint']}")
+    counts = Counter(flag for t in record.tests for flag in t.flags)
+    for flag, count in sorted(counts.items()):
+        writer.write_line(f"{count} tests flagged {flag}: {FLAGS.get(flag, '')}")
+    if json_path is not None:
+        writer.write_line(f"results: {json_path}")
+
+
+def write_energy_section(
+    writer: _Writer, record: RunRecord, *, top: int, json_path: Path | None, failure: str | None
+) -> None:
+    """Write the whole energy section to pytest's terminal reporter."""
+    writer.write_sep("=", "energy")
+    if record.session.method == "modelled":
+        writer.write_line(
+            "numbers are MODELLED from CPU time, not measured by hardware counters", yellow=True
+        )
+    _top_tests(writer, record, top)
+    _benchmarks(writer, record)
+    _families(writer, record)
+    _regressions(writer, record)
+    _totals(writer, record, json_path)
+    for notice in record.session.notices:
+        writer.write_line(f"note: {notice}")
+    if failure:
+        writer.write_line(failure, red=True, bold=True)

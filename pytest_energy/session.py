@@ -1,0 +1,327 @@
+"""One energy session: the meters, the idle bracket, every test's result, the run record.
+
+The pytest hooks in :mod:`pytest_energy.plugin` only decide *when* a window
+opens and closes; this object decides *what* is measured and kept. Under
+pytest-xdist each worker measures its own tests and the controller, which
+never opens a meter, collects the results and writes the files.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+
+from . import __version__
+from .meters import MeterError, MeterSet, open_meters
+from .results import (
+    SCHEMA_VERSION,
+    Idle,
+    Machine,
+    Measurement,
+    MeterRecord,
+    RunRecord,
+    Session,
+    TestResult,
+    from_plain,
+    to_plain,
+    write_atomic,
+)
+from .settings import Settings
+from .window import EnergyWindow, gpu_synchronizer, measurement_between
+
+Role = Literal["serial", "worker", "controller"]
+
+#: A crash loses at most this much of the results file: finished tests are
+#: checkpointed to disk no more often than this, so big suites stay cheap.
+CHECKPOINT_SECONDS = 2.0
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class EnergySession:
+    """Meters, results and files of one pytest session."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        role: Role,
+        *,
+        workers: int = 0,
+        warn: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        self.settings = settings
+        self.role = role
+        self.workers = workers
+        self.started = _now()
+        self.results: list[TestResult] = []
+        self.idle: Idle | None = None
+        self.failure: str | None = None
+        self.notices: list[str] = []
+        #: Calibration workload energies ("start", "end"), J per call.
+        self.calibration: dict[str, list[float]] = {}
+        self._calibration_calls: int | None = None
+        self._last_checkpoint = 0.0
+        self.meters: MeterSet | None = None
+        self._sync: Callable[[], bool] = lambda: False
+        self.meter_records: list[MeterRecord] = []
+        if role != "controller":
+            self.meters = open_meters(
+                settings.meter,
+                rapl_root=settings.rapl_root,
+                model_watts=settings.model_watts,
+                warn=warn,
+            )
+            self.notices.extend(self.meters.notices)
+            self._sync = gpu_synchronizer(self.meters)
+            self.meter_records = [
+                MeterRecord(
+                    name=info.name,
+                    method=info.method,
+                    update_period_s=info.update_period_s,
+                    resolution_j=info.resolution_j,
+                    domains={d.name: d.scope for d in info.domains},
+                    summary=info.summary,
+                    details=dict(info.details),
+                )
+                for info in self.meters.infos
+            ]
+        self.machine: Machine | None = None
+        if self.meters is not None:
+            from .machine import fingerprint
+
+            self.machine = fingerprint(
+                self.meters.infos, self.meters.method, __version__, pytest.__version__
+            )
+
+    # -- what the session measures with --------------------------------------
+
+    @property
+    def method(self) -> str:
+        if self.meters is not None:
+            return self.meters.method
+        methods = {r.measurement.method for r in self.results if r.measurement}
+        return methods.pop() if len(methods) == 1 else "unknown"
+
+    @property
+    def concurrent(self) -> bool:
+        """Tests run in parallel: every window also contains other tests' energy."""
+        return self.workers > 1
+
+    def header_line(self) -> str:
+        if self.meters is None:
+            return (
+                f"energy: measured by {self.workers} xdist workers; counters are machine-wide, "
+                "so every test is flagged concurrent"
+            )
+        summaries = "; ".join(info.summary or info.name for info in self.meters.infos)
+        if self.meters.method == "modelled":
+            return f"energy: {summaries} -- numbers are MODELLED estimates, not measurements"
+        return f"energy: {summaries} -- numbers are measured by hardware counters"
+
+    # -- the idle bracket ------------------------------------------------------
+
+    def measure_idle(self) -> None:
+        """Measure idle power once, so each test has gross and net energy.
+
+        Only counters see idle power; the model counts this process's CPU time,
+        which is already net of everything else.
+        """
+        meters = self.meters
+        if meters is None or meters.method != "measured" or self.settings.idle_seconds <= 0:
+            return
+        try:
+            start = meters.read()
+            if not meters.virtual_clock:
+                time.sleep(self.settings.idle_seconds)
+            stop = meters.read()
+        except MeterError as exc:
+            self._fail(f"idle bracket: {exc}")
+            return
+        idle = measurement_between(start, stop, meters)
+        if idle.seconds <= 0:
+            return
+        self.idle = Idle(
+            seconds=idle.seconds,
+            watts={name: j / idle.seconds for name, j in idle.joules.items()},
+            total_watts=idle.total_j / idle.seconds,
+        )
+
+    # -- the calibration workload ---------------------------------------------------
+
+    def measure_calibration(self, windows: int = 3) -> list[float]:
+        """Joules per call of a fixed CPU workload, in a few windows long enough for the meter.
+
+        Run at the start and the end of a gated session: if the same work costs
+        more than 2 % more energy at the end, the machine changed (thermal
+        state, clocks, background load) and energy alone must not fail the build.
+        """
+        from .benchmark import calls_for_window, target_window, time_per_call
+        from .gatekeeper import calibration_work
+
+        if self.meters is None or self.failure is not None:
+            return []
+        if self._calibration_calls is None:
+            # Sized once: the end of the session repeats exactly the work of its start.
+            target = target_window(self.meters.update_period_s, self.settings.window)
+            self._calibration_calls = calls_for_window(
+                time_per_call(calibration_work, target), target
+            )
+        calls = self._calibration_calls
+        energies: list[float] = []
+        for _ in range(windows):
+            window = self.open_window()
+            if window is None:
+                return []
+            for _ in range(calls):
+                calibration_work()
+            measurement = self.close_window(window)
+            if measurement is None:
+                return []
+            energies.append(measurement.total_j / calls)
+        return energies
+
+    # -- windows -------------------------------------------------------------
+
+    def open_window(self) -> EnergyWindow | None:
+        """A started window, or None when nothing can be measured any more."""
+        if self.meters is None or self.failure is not None:
+            return None
+        window = EnergyWindow(self.meters, self._sync)
+        try:
+            window.begin()
+        except MeterError as exc:
+            self._fail(str(exc))
+            return None
+        return window
+
+    def close_window(self, window: EnergyWindow | None) -> Measurement | None:
+        if window is None or not window.is_open:
+            return None
+        extra = ("concurrent",) if self.concurrent else ()
+        try:
+            return window.end(extra)
+        except MeterError as exc:
+            self._fail(str(exc))
+            return None
+
+    def _fail(self, message: str) -> None:
+        if self.failure is None:
+            self.failure = message
+            if self.meters is not None:
+                self.meters.close()
+
+    def net_joules(self, measurement: Measurement) -> float | None:
+        if self.idle is None:
+            return None
+        return measurement.total_j - self.idle.total_watts * measurement.seconds
+
+    # -- results ---------------------------------------------------------------
+
+    def add_result(self, result: TestResult) -> None:
+        self.results.append(result)
+        if self.settings.json is not None and self.role != "worker":
+            now = time.monotonic()
+            if now - self._last_checkpoint >= CHECKPOINT_SECONDS:
+                self._last_checkpoint = now
+                self.write_json(self.record(None, interrupted=False, finished=False))
+
+    def replace_result(self, index: int, result: TestResult) -> None:
+        self.results[index] = result
+
+    def record(
+        self, exit_status: int | None, *, interrupted: bool, finished: bool = True
+    ) -> RunRecord:
+        machine = self.machine or _fallback_machine(self.method)
+        totals = _totals(self.results, self.idle)
+        session = Session(
+            started=self.started,
+            finished=_now() if finished else None,
+            machine=machine,
+            meters=self.meter_records,
+            method=self.method,
+            idle=self.idle,
+            scope=self.settings.scope,
+            totals=totals,
+            exit_status=exit_status,
+            interrupted=interrupted,
+            workers=self.workers,
+            notices=list(self.notices),
+        )
+        return RunRecord(schema_version=SCHEMA_VERSION, session=session, tests=list(self.results))
+
+    def write_json(self, record: RunRecord) -> None:
+        path = self.settings.json
+        if path is not None:
+            write_atomic(path, record.to_json())
+
+    # -- pytest-xdist ------------------------------------------------------------
+
+    def worker_output(self) -> dict[str, object]:
+        """What a worker sends the controller once, besides the per-test results."""
+        return {
+            "machine": to_plain(self.machine),
+            "meters": [to_plain(m) for m in self.meter_records],
+            "idle": to_plain(self.idle),
+            "notices": list(self.notices),
+            "failure": self.failure,
+            "calibration": dict(self.calibration),
+        }
+
+    def merge_worker(self, output: Mapping[str, Any]) -> None:
+        """Adopt the first worker's fingerprint and meters; collect every notice."""
+        if self.machine is None and isinstance(output.get("machine"), dict):
+            self.machine = from_plain(Machine, output["machine"])
+            self.meter_records = [from_plain(MeterRecord, m) for m in output.get("meters", [])]
+        for notice in output.get("notices", []):
+            if notice not in self.notices:
+                self.notices.append(str(notice))
+        for phase, values in (output.get("calibration") or {}).items():
+            self.calibration.setdefault(phase, list(values))
+        if output.get("failure") and self.failure is None:
+            self.failure = str(output["failure"])
+
+    def close(self) -> None:
+        if self.meters is not None and self.failure is None:
+            self.meters.close()
+
+
+def _totals(results: list[TestResult], idle: Idle | None) -> dict[str, float]:
+    measured = [r.measurement for r in results if r.measurement is not None]
+    joules = sum(m.total_j for m in measured)
+    seconds = sum(m.seconds for m in measured)
+    totals = {
+        "tests": float(len(measured)),
+        "joules": joules,
+        "seconds": seconds,
+        "watts": joules / seconds if seconds > 0 else 0.0,
+    }
+    net = [r.net_j for r in results if r.net_j is not None]
+    if idle is not None and net:
+        totals["net_joules"] = sum(net)
+    return totals
+
+
+def _fallback_machine(method: str) -> Machine:
+    """A fingerprint without meter details, when no worker reported one."""
+    from .machine import fingerprint
+
+    return fingerprint((), method, __version__, pytest.__version__)
+
+
+def with_measurement(result: TestResult, measurement: Measurement) -> TestResult:
+    return replace(result, measurement=measurement)
+
+
+def relative_path(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    except ValueError:
+        return path

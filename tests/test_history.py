@@ -1,0 +1,467 @@
+"""The local SQLite history: appended runs, trends, and the last-K-runs baseline."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Sequence
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from pytest_energy.history import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    History,
+    HistoryError,
+    TrendPoint,
+    format_trend,
+    sparkline,
+)
+from pytest_energy.results import (
+    Benchmark,
+    Machine,
+    Measurement,
+    Round,
+    RunRecord,
+    Session,
+    Summary,
+    TestResult,
+    Verdict,
+)
+
+H100 = "cpu=Xeon 8480|gpu=H100|measured"
+A10 = "cpu=EPYC 7R32|gpu=A10G|measured"
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --- factories: small RunRecords built in the test, nothing measured -------------------------
+
+
+def plain(
+    nodeid: str,
+    joules: float,
+    *,
+    outcome: str = "passed",
+    flags: Sequence[str] = (),
+    verdict: Verdict | None = None,
+) -> TestResult:
+    return TestResult(
+        nodeid=nodeid,
+        file=nodeid.split("::", maxsplit=1)[0],
+        line=1,
+        outcome=outcome,  # type: ignore[arg-type]
+        scope="call",
+        measurement=Measurement(2.0, {"gpu:0": joules}, joules, "measured", ["nvml"], list(flags)),
+        verdict=verdict,
+    )
+
+
+def bench(nodeid: str, per_unit: Sequence[float], *, units_per_call: float = 4.0) -> TestResult:
+    calls = 5
+    rounds = [
+        Round(calls, 1.0, {"gpu:0": j * calls * units_per_call}, j * calls * units_per_call)
+        for j in per_unit
+    ]
+    rounds.append(Round(calls, 1.0, {"gpu:0": 99.0}, 99.0, role="reference"))
+    stats = Summary(len(per_unit), sorted(per_unit)[len(per_unit) // 2], 0.0, 0.0, 0.0, 0.0, 0.0)
+    return TestResult(
+        nodeid=nodeid,
+        file=nodeid.split("::", maxsplit=1)[0],
+        line=1,
+        outcome="passed",
+        scope="call",
+        measurement=Measurement(float(len(rounds)), {"gpu:0": 1.0}, 1.0, "measured", ["nvml"]),
+        benchmark=Benchmark("token", units_per_call, calls, 1, 1.0, rounds, stats, stats, False),
+    )
+
+
+def run(
+    tests: Sequence[TestResult],
+    *,
+    hardware_class: str = H100,
+    branch: str | None = "main",
+    commit: str | None = "c0ffee",
+    interrupted: bool = False,
+) -> RunRecord:
+    machine = Machine(
+        cpu_model="Intel Xeon Platinum 8480",
+        cpu_count=16,
+        cpu_flags=[],
+        gpus=[],
+        kernel="6.8.0",
+        os="Linux",
+        python="3.11.7",
+        plugin_version="0.1.0",
+        pytest_version="9.0.0",
+        method="measured",
+        meters=["nvml"],
+        hardware_class=hardware_class,
+    )
+    session = Session(
+        started="2025-03-01T12:00:00+00:00",
+        finished="2025-03-01T12:01:00+00:00",
+        machine=machine,
+        meters=[],
+        method="measured",
+        idle=None,
+        scope="call",
+        totals={},
+        exit_status=0,
+        interrupted=interrupted,
+        commit=commit,
+        branch=branch,
+    )
+    return RunRecord(schema_version=1, session=session, tests=list(tests))
+
+
+@pytest.fixture
+def history(tmp_path: Path) -> History:
+    return History(tmp_path / ".energy" / "history.sqlite")
+
+
+def query(path: Path, sql: str) -> list[tuple[object, ...]]:
+    with closing(sqlite3.connect(path)) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def one_line_error(exc: pytest.ExceptionInfo[HistoryError]) -> str:
+    message = str(exc.value)
+    assert message
+    assert "\n" not in message
+    return message
+
+
+# --- appending -------------------------------------------------------------------------------
+
+
+def test_append_stores_runs_tests_and_rounds(history: History) -> None:
+    verdict = Verdict("regression", ratio=1.12)
+    first = history.append(
+        run([plain("t.py::test_a", 3.0, verdict=verdict), bench("t.py::test_b", [0.5, 0.7, 0.6])])
+    )
+    second = history.append(run([plain("t.py::test_a", 3.3)]), commit="abc", branch="feature")
+
+    assert second > first
+    runs = query(
+        history.path,
+        "SELECT id, commit_id, branch, hardware_class, method, "
+        "plugin_version, exit_status, unstable FROM runs ORDER BY id",
+    )
+    assert runs == [
+        (first, "c0ffee", "main", H100, "measured", "0.1.0", 0, 0),
+        (second, "abc", "feature", H100, "measured", "0.1.0", 0, 0),
+    ]
+    tests = query(
+        history.path,
+        "SELECT run_id, nodeid, outcome, joules, per_unit, unit, "
+        "verdict, ratio FROM tests ORDER BY run_id, nodeid",
+    )
+    assert tests == [
+        (first, "t.py::test_a", "passed", 3.0, 3.0, "test", "regression", 1.12),
+        (first, "t.py::test_b", "passed", 1.0, pytest.approx(0.6), "token", None, None),
+        (second, "t.py::test_a", "passed", 3.3, 3.3, "test", None, None),
+    ]
+    rounds = query(history.path, "SELECT idx, calls, joules, role FROM rounds ORDER BY idx")
+    assert rounds == [
+        (0, 5, pytest.approx(10.0), "candidate"),
+        (1, 5, pytest.approx(14.0), "candidate"),
+        (2, 5, pytest.approx(12.0), "candidate"),
+        (3, 5, 99.0, "reference"),
+    ]
+
+
+def test_the_full_record_can_be_read_back(history: History) -> None:
+    record = run([plain("t.py::test_a", 3.0, flags=["concurrent"])])
+    run_id = history.append(record)
+    assert history.record(run_id) == record
+    with pytest.raises(HistoryError) as exc:
+        history.record(run_id + 1)
+    assert f"no run {run_id + 1}" in one_line_error(exc)
+
+
+def test_the_database_uses_wal_and_a_versioned_schema(history: History) -> None:
+    history.append(run([plain("t.py::test_a", 3.0)]))
+
+    assert query(history.path, "PRAGMA journal_mode") == [("wal",)]
+    assert query(history.path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert query(history.path, "PRAGMA application_id") == [(APPLICATION_ID,)]
+    assert query(history.path, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_creating_the_folder_writes_its_gitignore(history: History) -> None:
+    history.append(run([plain("t.py::test_a", 3.0)]))
+    assert "history.sqlite*" in (history.path.parent / ".gitignore").read_text(encoding="utf-8")
+
+
+def test_reading_a_missing_history_creates_nothing(history: History) -> None:
+    assert history.trend() == []
+    assert history.last_runs(H100, "main", 5) == {}
+    assert history.sparkline_series("t.py::test_a") == []
+    assert not history.path.parent.exists()
+
+
+def test_an_empty_file_is_adopted(history: History) -> None:
+    history.path.parent.mkdir()
+    history.path.touch()
+    assert history.trend() == []
+    history.append(run([plain("t.py::test_a", 3.0)]))
+    assert len(history.trend()) == 1
+
+
+# --- trend and the gate's distribution -------------------------------------------------------
+
+
+def test_trend_of_one_test_is_oldest_first_and_limited(history: History) -> None:
+    for joules in (1.0, 2.0, 3.0, 4.0):
+        history.append(run([plain("t.py::test_a", joules), plain("t.py::test_b", 10 * joules)]))
+
+    points = history.trend("t.py::test_a", limit=3)
+
+    assert [p.per_unit for p in points] == [2.0, 3.0, 4.0]
+    assert {p.nodeid for p in points} == {"t.py::test_a"}
+    assert points[0].run_id < points[-1].run_id
+    everything = history.trend(limit=2)
+    assert [(p.nodeid, p.per_unit) for p in everything] == [
+        ("t.py::test_a", 3.0),
+        ("t.py::test_a", 4.0),
+        ("t.py::test_b", 30.0),
+        ("t.py::test_b", 40.0),
+    ]
+
+
+def test_trend_filters_by_hardware_class_and_branch(history: History) -> None:
+    history.append(run([plain("t.py::test_a", 1.0)]))
+    history.append(run([plain("t.py::test_a", 2.0)], hardware_class=A10))
+    history.append(run([plain("t.py::test_a", 3.0)], branch="feature"))
+
+    assert [p.per_unit for p in history.trend(hardware_class=A10)] == [2.0]
+    assert [p.per_unit for p in history.trend(branch="feature")] == [3.0]
+    assert [p.per_unit for p in history.trend(hardware_class=H100)] == [1.0, 3.0]
+
+
+def test_last_runs_gives_per_test_medians_of_usable_runs(history: History) -> None:
+    for i in range(6):
+        history.append(
+            run(
+                [bench("t.py::test_b", [1.0 + i, 1.2 + i, 1.1 + i]), plain("t.py::test_a", 5.0 + i)]
+            )
+        )
+    history.append(run([plain("t.py::test_a", 100.0, outcome="failed")]))
+    history.append(run([plain("t.py::test_a", 200.0, flags=["meter_failed"])]))
+    history.append(run([plain("t.py::test_a", 300.0)], interrupted=True))
+    history.append(run([plain("t.py::test_a", 400.0)], hardware_class=A10))
+    history.append(run([plain("t.py::test_a", 500.0)], branch="feature"))
+    # A run of only one test does not push the other test's history out of the window.
+    history.append(run([plain("t.py::test_a", 11.0)]))
+
+    last = history.last_runs(H100, "main", 3)
+
+    assert last == {
+        "t.py::test_a": [9.0, 10.0, 11.0],
+        "t.py::test_b": pytest.approx([4.1, 5.1, 6.1]),
+    }
+    assert history.last_runs(H100, None, 2)["t.py::test_a"] == [500.0, 11.0]
+    assert history.last_runs(A10, "main", 3) == {"t.py::test_a": [400.0]}
+    assert history.last_runs("cpu=other", "main", 3) == {}
+
+
+def test_sparkline_series_skips_runs_without_a_figure(history: History) -> None:
+    history.append(run([plain("t.py::test_a", 1.0)]))
+    history.append(run([plain("t.py::test_a", 9.0, outcome="failed")]))
+    history.append(run([plain("t.py::test_a", 2.0)]))
+    history.append(run([plain("t.py::test_a", 3.0)], hardware_class=A10))
+
+    assert history.sparkline_series("t.py::test_a") == [1.0, 2.0, 3.0]
+    assert history.sparkline_series("t.py::test_a", 2) == [2.0, 3.0]
+    assert history.sparkline_series("t.py::test_a", hardware_class=H100) == [1.0, 2.0]
+    trend = history.trend("t.py::test_a", hardware_class=H100)
+    assert [(p.outcome, p.per_unit) for p in trend] == [
+        ("passed", 1.0),
+        ("failed", None),
+        ("passed", 2.0),
+    ]
+
+
+# --- text rendering --------------------------------------------------------------------------
+
+
+def point(
+    nodeid: str,
+    per_unit: float | None,
+    run_id: int,
+    hardware_class: str = H100,
+    unit: str = "token",
+) -> TrendPoint:
+    return TrendPoint(
+        run_id,
+        "2025-03-01T12:00:00+00:00",
+        "c0ffee",
+        "main",
+        hardware_class,
+        "measured",
+        nodeid,
+        "passed",
+        per_unit,
+        unit,
+        None,
+        None,
+        (),
+        None,
+        None,
+    )
+
+
+def test_format_trend_is_a_readable_table() -> None:
+    rows = [point("t.py::test_a", v, i) for i, v in enumerate([0.010, 0.011, 0.0121])]
+    rows += [point("t.py::test_long_name", 2500.0, 0, unit="test")]
+
+    text = format_trend(rows)
+
+    lines = text.splitlines()
+    assert lines[0].split() == ["test", "runs", "last", "change", "trend"]
+    assert lines[1].split()[:5] == ["t.py::test_a", "3", "12.1", "mJ/token", "+10.0%"]
+    assert lines[1].endswith("▁▄█")
+    assert lines[2].split()[:5] == ["t.py::test_long_name", "1", "2.5", "kJ/test", "-"]
+    assert len({line.index("runs") for line in lines[:1]}) == 1
+
+
+def test_format_trend_names_hardware_classes_when_several() -> None:
+    text = format_trend([point("t.py::test_a", 1.0, 0), point("t.py::test_a", 3.0, 1, A10)])
+    assert "hardware class" in text.splitlines()[0]
+    assert A10 in text
+    assert H100 in text
+
+
+def test_format_trend_of_nothing() -> None:
+    assert format_trend([]) == "no runs in the energy history yet"
+
+
+def test_format_trend_from_a_real_history(history: History) -> None:
+    for joules in (4.0, 4.4):
+        history.append(run([plain("t.py::test_a", joules)]))
+    assert "+10.0%" in format_trend(history.trend())
+
+
+def test_sparkline_keeps_noise_flat_and_shows_gaps() -> None:
+    assert sparkline([1.0, None, 3.0]) == "▁ █"
+    noisy = sparkline([100.0, 101.0, 99.5, 100.5])
+    assert set(noisy) <= set("▃▄▅")
+    flat = sparkline([5.0, 5.0, 5.0])
+    assert len(set(flat)) == 1
+    assert flat[0] in "▄▅"
+    assert sparkline([0.0, 0.0]) == "▁▁"
+    assert sparkline([None, None]) == "  "
+    assert sparkline([]) == ""
+
+
+# --- files that are not ours -----------------------------------------------------------------
+
+
+def test_a_file_that_is_not_sqlite_is_refused_and_untouched(history: History) -> None:
+    history.path.parent.mkdir()
+    history.path.write_text("my notes, not a database\n", encoding="utf-8")
+    before = history.path.read_bytes()
+
+    for attempt in (
+        lambda: history.append(run([plain("t.py::test_a", 1.0)])),
+        history.trend,
+        lambda: history.last_runs(H100, "main", 3),
+    ):
+        with pytest.raises(HistoryError) as exc:
+            attempt()
+        assert "is not an SQLite database" in one_line_error(exc)
+    assert history.path.read_bytes() == before
+    assert sorted(p.name for p in history.path.parent.iterdir()) == ["history.sqlite"]
+
+
+def test_another_sqlite_database_is_refused_and_untouched(history: History) -> None:
+    history.path.parent.mkdir()
+    with closing(sqlite3.connect(history.path)) as conn:
+        conn.execute("CREATE TABLE recipes (name TEXT)")
+        conn.execute("INSERT INTO recipes VALUES ('bread')")
+        conn.commit()
+    before = history.path.read_bytes()
+
+    with pytest.raises(HistoryError) as exc:
+        history.append(run([plain("t.py::test_a", 1.0)]))
+    assert "not a pytest-energy history" in one_line_error(exc)
+    with pytest.raises(HistoryError):
+        history.trend()
+    assert history.path.read_bytes() == before
+    assert query(history.path, "PRAGMA journal_mode") == [("delete",)]
+
+
+def test_a_history_from_a_newer_release_is_refused(history: History) -> None:
+    history.append(run([plain("t.py::test_a", 1.0)]))
+    with closing(sqlite3.connect(history.path)) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(HistoryError) as exc:
+        history.append(run([plain("t.py::test_a", 1.0)]))
+    assert "upgrade pytest-energy" in one_line_error(exc)
+    assert query(history.path, "SELECT count(*) FROM runs") == [(1,)]
+
+
+def test_a_directory_at_the_history_path(history: History) -> None:
+    history.path.mkdir(parents=True)
+    with pytest.raises(HistoryError) as exc:
+        history.append(run([plain("t.py::test_a", 1.0)]))
+    assert "is a directory" in one_line_error(exc)
+
+
+# --- concurrent sessions ---------------------------------------------------------------------
+
+APPENDER = """
+import sys
+from pathlib import Path
+from pytest_energy import results
+from pytest_energy.history import History
+
+record = results.load(Path(sys.argv[1]))
+history = History(Path(sys.argv[2]))
+for i in range(int(sys.argv[3])):
+    history.append(record, commit=f"{sys.argv[4]}-{i}")
+    history.last_runs(record.session.machine.hardware_class, "main", 5)
+"""
+
+
+def test_concurrent_sessions_append_without_loss_or_corruption(
+    history: History, tmp_path: Path
+) -> None:
+    workers, appends = 4, 15
+    record = run([plain("t.py::test_a", 1.0), bench("t.py::test_b", [0.5, 0.6])])
+    record_path = tmp_path / "record.json"
+    record_path.write_text(record.to_json(), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
+
+    # All start on a path with no database yet, so they also race to create the schema.
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                APPENDER,
+                str(record_path),
+                str(history.path),
+                str(appends),
+                f"w{w}",
+            ],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(workers)
+    ]
+    errors = [p.communicate(timeout=300)[1] for p in processes]
+
+    assert [p.returncode for p in processes] == [0] * workers, errors
+    assert query(history.path, "PRAGMA integrity_check") == [("ok",)]
+    assert query(history.path, "SELECT count(*), count(DISTINCT commit_id) FROM runs") == [
+        (workers * appends, workers * appends)
+    ]
+    assert query(history.path, "SELECT count(*) FROM tests") == [(2 * workers * appends,)]
+    assert query(history.path, "SELECT count(*) FROM rounds") == [(3 * workers * appends,)]
+    assert len(history.last_runs(H100, "main", 1000)["t.py::test_a"]) == workers * appends
