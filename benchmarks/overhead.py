@@ -11,21 +11,30 @@ user's installed plugin imports from cached bytecode).
 (a) Startup, plugin installed but off, against ``-p no:energy``: the wall time of a pytest
     process on a one-test suite and of ``--collect-only -q`` on the 2,000-test suite, in
     alternating pairs (A B, B A, ...). Prints the median paired difference in ms with the
-    interquartile range of the differences, and the child processes' CPU time (user + sys)
-    difference, which a loaded machine inflates less. Target: under 10 ms, and within noise
-    (0 inside the IQR of the paired differences). Also the import cost, in fresh processes that
-    have already imported pytest: ``-X importtime`` of ``import pytest_energy.plugin``, and the
-    wall time of importing every module the plugin adds to a run where it is off (found by
-    diffing ``sys.modules`` of an in-process ``pytest.main`` with and without ``-p no:energy``).
+    interquartile range of the differences, the difference of the fastest runs, and the child
+    processes' CPU time (user + sys) difference.
+
+    On a shared 2-core machine a ~0.3-s pytest process varies by tens of ms from run to run,
+    so 15 pairs cannot resolve 10 ms. The script therefore also times, precisely, what the
+    difference is made of: the imports (every module the plugin adds to a run where it is off,
+    found by diffing ``sys.modules`` of an in-process ``pytest.main`` with and without ``-p
+    no:energy``, imported in fresh processes that have already imported pytest; with each
+    module's own ``-X importtime`` and the ``-X importtime`` of ``import pytest_energy.plugin``
+    alone), and the hooks (alternating in-process ``pytest.main`` runs of the tiny suite, with
+    and without ``-p no:energy``, once every import is done). Targets: the estimate (imports
+    + hooks) under 10 ms, and the whole-process difference within noise (0 inside the IQR of
+    the paired differences, both rows).
 
 (b) The 2,000-test suite with ``--energy --energy-meter=model`` against the same run without
-    ``--energy`` (plugin installed in both), and with ``--energy-json`` as well (the results
-    file is checkpointed every 2 s and written at the end). The three variants run in rotated
-    orders within each repetition; prints the median added wall time per test (paired
-    difference / number of tests) with its IQR, the CPU figure, and the wall-time ratio.
-    Target: under 0.2 ms per test with the model meter. When it is missed (or with
-    ``--profile``) an in-process ``cProfile`` run of the suite with ``--energy-json`` prints
-    the plugin's hot spots.
+    ``--energy`` (plugin installed in both), plus ``--energy-history=off`` (what the default
+    history append costs) and ``--energy-json`` (the results file is checkpointed every 2 s
+    and written at the end). Every ``--energy`` run starts without ``.energy/`` so that each
+    repetition does the same work. The variants run in a rotated, alternately reversed order
+    within each repetition; prints the median added wall time per test (paired difference /
+    number of tests) with its IQR, the CPU figure, and the wall-time ratio. Target: under
+    0.2 ms per test with the model meter. When it is missed (or with ``--profile``) an
+    in-process ``cProfile`` run of the suite with ``--energy-json`` prints the plugin's hot
+    spots.
 
 Run from the repository's virtual environment, where the plugin is installed::
 
@@ -83,6 +92,32 @@ start, cpu = time.perf_counter(), time.process_time()
 for name in sys.argv[1:]:
     importlib.import_module(name)
 print("SECONDS=%r %r" % (time.perf_counter() - start, time.process_time() - cpu))
+"""
+
+# Alternating in-process pytest.main runs of a tiny suite, plugin off vs -p no:energy, after a
+# warm-up of each: with every import done, the difference is what the plugin's hooks cost.
+_HOOKS_PROBE = """
+import contextlib, io, json, sys, time
+import pytest
+pairs, argv = int(sys.argv[1]), sys.argv[2:]
+def once(extra):
+    with contextlib.redirect_stdout(io.StringIO()):
+        wall, cpu = time.perf_counter(), time.process_time()
+        code = pytest.main([*argv, *extra])
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if code != 0:
+        raise SystemExit("pytest.main exited %s" % code)
+    return wall, cpu
+off = ["-p", "no:energy"]
+once([]), once(off)
+diffs = []
+for index in range(pairs):
+    if index % 2:
+        b = once(off); a = once([])
+    else:
+        a = once([]); b = once(off)
+    diffs.append([a[0] - b[0], a[1] - b[1]])
+print("DIFFS=" + json.dumps(diffs))
 """
 
 # An in-process profile of one pytest run; prints the plugin's functions by cumulative time.
@@ -283,10 +318,34 @@ def import_seconds(env: dict[str, str], cwd: Path, modules: Sequence[str]) -> tu
     return float(wall), float(cpu)
 
 
+def hook_diffs(env: dict[str, str], tiny: Path, pairs: int) -> list[list[float]]:
+    """Paired in-process differences (wall, CPU seconds): plugin off minus -p no:energy."""
+    _, output = run_child(["-c", _HOOKS_PROBE, str(pairs), *BASE_ARGS, str(tiny)], tiny, env)
+    line = next(x for x in output.splitlines() if x.startswith("DIFFS="))
+    diffs: list[list[float]] = json.loads(line[len("DIFFS=") :])
+    return diffs
+
+
+def module_self_ms(env: dict[str, str], cwd: Path, modules: Sequence[str]) -> dict[str, float]:
+    """Each module's own import time (-X importtime, self column) after ``import pytest``."""
+    code = "import pytest\n" + "".join(f"import {name}\n" for name in modules)
+    _, output = run_child(["-X", "importtime", "-c", code], cwd, env)
+    pattern = re.compile(r"^import time:\s*(\d+)\s*\|\s*\d+\s*\| *(\S+)$")
+    found: dict[str, float] = {}
+    for line in output.splitlines():
+        match = pattern.match(line)
+        if match and match.group(2) in modules:
+            # A module imported as a parent's dependency has two lines: add them up.
+            name = match.group(2)
+            found[name] = found.get(name, 0.0) + int(match.group(1)) / 1000
+    return found
+
+
 def startup(pairs: int, tiny: Path, suite: Path, env: dict[str, str], tests: int) -> bool:
     print(
-        f"\n(a) startup: plugin installed but off vs -p no:energy ({pairs} alternating pairs; "
-        "wall ms; min = difference of the fastest runs; CPU = child user+sys)"
+        f"\n(a) startup: plugin installed but off vs -p no:energy; whole pytest processes, "
+        f"{pairs} alternating pairs (wall ms; min = difference of the fastest runs; CPU = child "
+        "user+sys)"
     )
     off = ("-p", "no:energy")
     rows: list[Paired] = []
@@ -323,25 +382,39 @@ def startup(pairs: int, tiny: Path, suite: Path, env: dict[str, str], tests: int
     timings = [import_seconds(env, tiny, modules) for _ in range(reps)]
     a1, amed, a3 = (x * 1e3 for x in quartiles([wall for wall, _ in timings]))
     cpu_ms = statistics.median(cpu for _, cpu in timings) * 1e3
+    selfs = [module_self_ms(env, tiny, ours) for _ in range(5)]
+    self_ms = {m: statistics.median(run.get(m, 0.0) for run in selfs) for m in ours}
+    hook_pairs = 4 * pairs
+    hooks = hook_diffs(env, tiny, hook_pairs)
+    h1, hmed, h3 = (x * 1e3 for x in quartiles([wall for wall, _ in hooks]))
+    hcpu = statistics.median(cpu for _, cpu in hooks) * 1e3
+    estimate = amed + hmed
+    print("  in-process parts (what the whole-process difference is made of, timed precisely):")
     print(
-        f"  import pytest_energy.plugin after pytest (-X importtime, cumulative): "
-        f"{plugin_ms:.1f} ms (median of {reps} processes)"
-    )
-    print(
-        f"  every module the plugin adds to a run with it off, imported after pytest: "
+        f"    imports: every module the plugin adds to a run with it off, after import pytest: "
         f"{amed:.1f} ms wall [IQR {a1:.1f}, {a3:.1f}], {cpu_ms:.1f} ms CPU "
-        f"(median of {reps} processes)"
-    )
-    print(f"    {len(ours)} of ours: {', '.join(ours)}")
-    print(f"    {len(others)} others: {', '.join(others) if others else '-'}")
-    ok = medians[0] < STARTUP_TARGET_MS and amed < STARTUP_TARGET_MS
-    print(
-        f"  target: under {STARTUP_TARGET_MS:g} ms (tiny-suite median difference "
-        f"{medians[0]:+.1f} ms, off-path imports {amed:.1f} ms): {verdict(ok)}"
+        f"(median of {reps} fresh processes)"
     )
     print(
-        f"  target: within noise (0 inside the IQR of the paired differences, both runs): "
-        f"{verdict(noise_ok)}"
+        f"      {len(ours)} of ours, own time each (-X importtime self, median of 5): "
+        + ", ".join(f"{m} {ms:.1f}" for m, ms in sorted(self_ms.items(), key=lambda x: -x[1]))
+    )
+    print(f"      {len(others)} others: {', '.join(others) if others else '-'}")
+    print(f"      import pytest_energy.plugin alone (-X importtime cumulative): {plugin_ms:.1f} ms")
+    print(
+        f"    hooks: the plugin's hooks in a run with it off (in-process pytest.main of the tiny "
+        f"suite, {hook_pairs} alternating pairs, imports done): {hmed:+.2f} ms wall "
+        f"[IQR {h1:+.2f}, {h3:+.2f}], {hcpu:+.2f} ms CPU"
+    )
+    print(f"    estimated startup cost (imports + hooks): {estimate:.1f} ms")
+    ok = estimate < STARTUP_TARGET_MS
+    print(
+        f"  target: under {STARTUP_TARGET_MS:g} ms, judged on the estimate (whole-process pairs "
+        f"measured {medians[0]:+.1f} ms, too noisy here to judge 10 ms): {verdict(ok)}"
+    )
+    print(
+        f"  target: within noise (0 inside the IQR of the whole-process paired differences, "
+        f"both rows): {verdict(noise_ok)}"
     )
     return ok and noise_ok
 

@@ -8,10 +8,13 @@ process CPU time. Process CPU time (user + sys of all threads) is the quantity a
 backend scales into joules, so these ratios are the ratios ``pytest --energy`` reports on a
 machine without energy counters.
 
-Per variant it prints the median per-round ratio, its range, a one-sided 95 % upper bound of the
-ratio (t interval on log ratios, all rounds), the worst such bound over any window of
+An A/A row ("fp32 copy": the reference measured against an identical copy of itself) shows
+the noise floor that a variant saving nothing ("masked") should be compared with.
+
+Per variant it prints the median per-round ratio, its range, a one-sided 95 % upper bound of
+the ratio (t interval on log ratios, all rounds), the worst such bound over any window of
 ``--window`` consecutive rounds (what a short in-suite measurement could see), the wall-time
-ratio, and quality.
+ratio, the load other processes put on the machine meanwhile, and quality.
 
     python benchmarks/variant_ratios.py                   # digits variants
     python benchmarks/variant_ratios.py --minilm          # + all-MiniLM-L6-v2 fp32 vs int8
@@ -20,6 +23,7 @@ ratio, and quality.
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import os
 import platform
@@ -36,6 +40,8 @@ sys.path.insert(0, str(EXAMPLES))
 
 import digits_models as dm  # noqa: E402
 import torch  # noqa: E402
+
+from pytest_energy import describe_model  # noqa: E402
 
 # One-sided 95 % Student t quantiles by degrees of freedom (no scipy needed).
 _T95 = {1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 1.860,
@@ -156,9 +162,11 @@ def run_digits(args: argparse.Namespace) -> None:
     print(f"batch {n} samples; CPU-time ratio variant/fp32 per sample over {args.rounds} rounds")
     print(HEADER)
     print(f"{'fp32':<10} {1.0:6.3f}{'':53}acc {ref_acc:.4f}")
-    for name, model in models.items():
-        if name == "fp32":
-            continue
+    # A/A control: an identical copy of fp32 measured like a variant. Its spread is the noise
+    # floor of the machine, and what a variant that saves nothing ("masked") should look like.
+    candidates = {"fp32 copy": copy.deepcopy(models["fp32"])}
+    candidates.update((k, v) for k, v in models.items() if k != "fp32")
+    for name, model in candidates.items():
         variant = dm.predictor(model)
 
         def run_reference() -> object:
@@ -174,7 +182,7 @@ def run_digits(args: argparse.Namespace) -> None:
             seconds=args.round_seconds,
         )
         acc = dm.accuracy(model, data)
-        d = dm.describe(model)
+        d = describe_model(model)
         quality = (
             f"acc {acc:.4f} ({acc / ref_acc:.4f} of fp32); {d['parameters']} params, "
             f"{d['weight_bits']}-bit, sparsity {d['sparsity']:.2f}"

@@ -32,7 +32,6 @@ import copy
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +45,6 @@ __all__ = [
     "Digits",
     "accuracy",
     "build_variants",
-    "describe",
     "distill_student",
     "load_digits_data",
     "make_mlp",
@@ -329,77 +327,3 @@ def accuracy(model: nn.Module, data: Digits) -> float:
     """Top-1 accuracy of ``model`` on the test split (0..1, higher is better)."""
     logits = predictor(model)(data.x_test)
     return float((logits.argmax(dim=-1) == data.y_test).float().mean())
-
-
-def _weights(module: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    """(kind, tensor) for every weight-like tensor directly owned by ``module``.
-
-    Quantized modules keep their weights in packed params, not in ``parameters()``; their
-    ``weight()`` method unpacks a quantized tensor.
-    """
-    weight = getattr(module, "weight", None)
-    if callable(weight) and not isinstance(weight, torch.Tensor):
-        with contextlib.suppress(Exception):
-            w = weight()
-            if isinstance(w, torch.Tensor):
-                yield "quantized", w
-        bias = getattr(module, "bias", None)
-        b = bias() if callable(bias) else None
-        if isinstance(b, torch.Tensor):
-            yield "dense", b
-        return
-    for p in module.parameters(recurse=False):
-        yield "dense", p
-    for b in module.buffers(recurse=False):
-        if b.is_floating_point():
-            yield "dense", b
-
-
-def describe(model: nn.Module) -> dict[str, Any]:
-    """What can be read off a torch module, for the energy report's metadata.
-
-    Keys: ``parameters`` (stored weight elements, quantized ones included), ``weight_bytes``,
-    ``dtypes`` (comma-separated, sorted), ``quantized_layers``, ``quant_scheme`` (e.g.
-    ``"dynamic int8 per_tensor_affine"``, or ``"none"``), ``weight_bits`` (smallest storage
-    width among weight matrices), ``sparsity`` (fraction of exactly-zero weight elements).
-    Values are plain ints, floats and strings so they serialise to JSON unchanged.
-    """
-    n_params = 0
-    n_bytes = 0
-    n_zero = 0
-    n_matrix = 0
-    dtypes: set[str] = set()
-    bits: set[int] = set()
-    schemes: set[str] = set()
-    quantized_layers = 0
-    for module in model.modules():
-        for kind, tensor in _weights(module):
-            t = tensor.detach()
-            dtypes.add(str(t.dtype).removeprefix("torch."))
-            n_params += t.numel()
-            n_bytes += t.numel() * t.element_size()
-            if kind == "quantized":
-                quantized_layers += 1
-                dynamic = "dynamic " if "dynamic" in type(module).__module__ else ""
-                bits.add(t.element_size() * 8)
-                schemes.add(
-                    f"{dynamic}{str(t.dtype).removeprefix('torch.')} "
-                    f"{str(t.qscheme()).removeprefix('torch.')}"
-                )
-                values = t.int_repr()
-                zero_point = t.q_zero_point() if t.qscheme() == torch.per_tensor_affine else 0
-                n_zero += int((values == zero_point).sum())
-                n_matrix += t.numel()
-            elif t.dim() >= 2:
-                bits.add(t.element_size() * 8)
-                n_zero += int((t == 0).sum())
-                n_matrix += t.numel()
-    return {
-        "parameters": n_params,
-        "weight_bytes": n_bytes,
-        "dtypes": ",".join(sorted(dtypes)),
-        "quantized_layers": quantized_layers,
-        "quant_scheme": ",".join(sorted(schemes)) or "none",
-        "weight_bits": min(bits) if bits else 0,
-        "sparsity": round(n_zero / n_matrix, 4) if n_matrix else 0.0,
-    }

@@ -19,6 +19,7 @@ __all__ = [
     "TestResult",
     "Verdict",
     "__version__",
+    "describe_model",
     "load_results",
 ]
 
@@ -29,6 +30,7 @@ _LAZY = {
     "TestResult": ("pytest_energy.results", "TestResult"),
     "Verdict": ("pytest_energy.results", "Verdict"),
     "load_results": ("pytest_energy.results", "load"),
+    "describe_model": ("pytest_energy.modelinfo", "describe_model"),
     "MeterInfo": ("pytest_energy.meters.base", "MeterInfo"),
     "Reading": ("pytest_energy.meters.base", "Reading"),
 }
@@ -36,6 +38,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from .benchmark import EnergyBenchmark
     from .meters.base import MeterInfo, Reading
+    from .modelinfo import describe_model
     from .results import Measurement, RunRecord, TestResult, Verdict
     from .results import load as load_results
 

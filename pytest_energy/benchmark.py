@@ -39,6 +39,8 @@ ROUND_PERIODS = 20
 #: Rounds shorter than this are dominated by the cost of reading the meters.
 MIN_ROUND_S = 0.1
 MAX_CALLS_PER_ROUND = 10_000_000
+#: Benchmarks expected to take longer than this say so on an interactive terminal.
+PROGRESS_AFTER_S = 3.0
 
 
 def target_window(update_period_s: float, window: float | None) -> float:
@@ -238,6 +240,8 @@ class EnergyBenchmark:
         if calls is None:
             calls = calls_for_window(time_per_call(call, target), target)
         self._family = run.family_spec(self._request.node)
+        pairs = 2 if self._family is not None and not self._family.is_reference else 1
+        self._announce(rounds * pairs * target)
         started = time.perf_counter()
         jitter = _jitter(
             meters.update_period_s,
@@ -271,6 +275,29 @@ class EnergyBenchmark:
             self._register_reference(call, calls, units, unit)
         self._judge_budgets()
         self._judge_family()
+
+    def _announce(self, seconds: float) -> None:
+        """A progress line before a long benchmark, on an interactive terminal, not under -q."""
+        config = self._request.config
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if (
+            reporter is None
+            or seconds < PROGRESS_AFTER_S
+            or config.get_verbosity() < 0
+            or not getattr(reporter, "isatty", False)
+        ):
+            return
+        line = (
+            f"energy: measuring {self._request.node.nodeid} for about {seconds:.0f} s "
+            "(rounds sized to the meter)"
+        )
+        # The test's output is being captured: step out of capture, as live logging does.
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if capture is None:
+            reporter.write_line(line)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
 
     def _window_round(self, call: Callable[[], object], calls: int, role: str) -> Round | None:
         run = self._run
@@ -454,7 +481,7 @@ class EnergyBenchmark:
             return
         if spec.is_reference:
             self.variant_record = _reference_record(
-                spec, result, self._qualities, run.session.method
+                spec, result, self._qualities, run.session.method, self._environment()
             )
             return
         if self._paired is None or self._reference is None:
@@ -501,7 +528,7 @@ class EnergyBenchmark:
             },
             "verdict": verdict,
             "line": line,
-            "metadata": dict(self._metadata),
+            "metadata": {**self._environment(), **self._metadata},
             "pairs": len(reference),
         }
         if self._judged:
@@ -509,13 +536,16 @@ class EnergyBenchmark:
         if verdict == "fail":
             self._judged = True
             pytest.fail(f"model variant check failed: {line}", pytrace=False)
-        if verdict == "inconclusive" and (spec.min_quality_ratio is None or self._qualities):
-            self._judged = True
-            import warnings
+        # An inconclusive verdict is reported (terminal, JSON, reports), never raised:
+        # it must not fail suites that turn warnings into errors.
 
-            from .run import EnergyWarning
+    def _environment(self) -> dict[str, Any]:
+        from .modelinfo import environment
 
-            warnings.warn(EnergyWarning(f"model variant check inconclusive: {line}"), stacklevel=3)
+        machine = self._run.session.machine if self._run is not None else None
+        if machine is None:
+            return {}
+        return environment(machine.cpu_flags, machine.gpus)
 
     def _finalize(self) -> None:
         spec = self._family
@@ -598,7 +628,11 @@ def _replace_benchmark(result: Benchmark, **changes: Any) -> Benchmark:
 
 
 def _reference_record(
-    spec: FamilySpec, result: Benchmark, qualities: Mapping[str, Quality], method: str
+    spec: FamilySpec,
+    result: Benchmark,
+    qualities: Mapping[str, Quality],
+    method: str,
+    environment: Mapping[str, Any],
 ) -> dict[str, Any]:
     return {
         "family": spec.family,
@@ -622,5 +656,5 @@ def _reference_record(
         "limits": {},
         "verdict": "reference",
         "line": f"{spec.variant}: the reference of {spec.family}",
-        "metadata": dict(result.metadata),
+        "metadata": {**environment, **result.metadata},
     }

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .cli import CommandError, add_output_argument, load_results, write_output
 from .options import parse_percent
-from .settings import Settings, SettingError
+from .settings import SettingError, Settings
 
 
 def _percent(text: str) -> float:
@@ -28,12 +28,27 @@ def _percent(text: str) -> float:
 def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("baseline", metavar="BASE.json", type=Path, help="results of the base")
     parser.add_argument("current", metavar="HEAD.json", type=Path, help="results of the change")
-    parser.add_argument("--fail", type=_percent, default=0.05, metavar="PERCENT",
-                        help="material regression threshold (default: 5%%)")
-    parser.add_argument("--margin", type=_percent, default=0.01, metavar="PERCENT",
-                        help="certainty margin on the ratio's lower bound (default: 1%%)")
-    parser.add_argument("--alpha", type=_percent, default=0.01, metavar="PERCENT",
-                        help="family-wise false-alarm rate (default: 1%%)")
+    parser.add_argument(
+        "--fail",
+        type=_percent,
+        default=0.05,
+        metavar="PERCENT",
+        help="material regression threshold (default: 5%%)",
+    )
+    parser.add_argument(
+        "--margin",
+        type=_percent,
+        default=0.01,
+        metavar="PERCENT",
+        help="certainty margin on the ratio's lower bound (default: 1%%)",
+    )
+    parser.add_argument(
+        "--alpha",
+        type=_percent,
+        default=0.01,
+        metavar="PERCENT",
+        help="family-wise false-alarm rate (default: 1%%)",
+    )
     add_output_argument(parser, "HEAD results with the gate's verdicts (JSON)")
 
 
@@ -70,12 +85,19 @@ class _Printer:
 
 
 def add_history_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("test", nargs="?", default=None, metavar="TEST",
-                        help="a test id (default: every test)")
-    parser.add_argument("--history", type=Path, default=Path(".energy/history.sqlite"),
-                        metavar="PATH", help="the history file (default: .energy/history.sqlite)")
-    parser.add_argument("--limit", type=int, default=20, metavar="N",
-                        help="runs shown per test (default: 20)")
+    parser.add_argument(
+        "test", nargs="?", default=None, metavar="TEST", help="a test id (default: every test)"
+    )
+    parser.add_argument(
+        "--history",
+        type=Path,
+        default=Path(".energy/history.sqlite"),
+        metavar="PATH",
+        help="the history file (default: .energy/history.sqlite)",
+    )
+    parser.add_argument(
+        "--limit", type=int, default=20, metavar="N", help="runs shown per test (default: 20)"
+    )
 
 
 def run_history(args: argparse.Namespace) -> int:
@@ -88,7 +110,10 @@ def run_history(args: argparse.Namespace) -> int:
     except HistoryError as exc:
         raise CommandError(str(exc)) from None
     if not rows:
-        raise CommandError(f"no runs of {args.test!r} in {args.history}" if args.test
-                           else f"{args.history} holds no runs yet")
+        raise CommandError(
+            f"no runs of {args.test!r} in {args.history}"
+            if args.test
+            else f"{args.history} holds no runs yet"
+        )
     write_output(format_trend(rows) + "\n", None)
     return 0

@@ -76,8 +76,15 @@ class Gatekeeper:
                 if other is None:
                     reason = baseline.unavailable_reason(machine.hardware_class)
                     raise SettingError(f"--energy-compare: {reason}")
-                return cls(settings, label=str(name), kind="rounds", samples={}, entries={},
-                           method=other, problem=_method_differs(other, machine.method))
+                return cls(
+                    settings,
+                    label=str(name),
+                    kind="rounds",
+                    samples={},
+                    entries={},
+                    method=other,
+                    problem=_method_differs(other, machine.method),
+                )
             entries = found
         else:
             # The xdist controller learns the hardware class from its workers.
@@ -223,8 +230,7 @@ class Gatekeeper:
         return replace(record, tests=tests, gate=gate, session=session), failed
 
     @classmethod
-    def from_record(cls, settings: Settings, baseline: RunRecord, current: RunRecord
-                    ) -> Gatekeeper:
+    def from_record(cls, settings: Settings, baseline: RunRecord, current: RunRecord) -> Gatekeeper:
         """Compare two results files, as ``pytest-energy compare`` does. Raises SettingError."""
         before, after = baseline.session.machine, current.session.machine
         entries = baseline_entries(baseline)
@@ -235,12 +241,23 @@ class Gatekeeper:
                     f"not comparable: the baseline ran on {before.hardware_class}, this run on "
                     f"{after.hardware_class}; energies from different hardware are never compared"
                 )
-            return cls(settings, label=label, kind="rounds", samples={}, entries={},
-                       method=before.method, problem=_method_differs(before.method,
-                                                                     after.method))
-        return cls(settings, label=label, kind="rounds",
-                   samples={k: list(e.samples) for k, e in entries.items()},
-                   entries=entries, method=_single_method(entries))
+            return cls(
+                settings,
+                label=label,
+                kind="rounds",
+                samples={},
+                entries={},
+                method=before.method,
+                problem=_method_differs(before.method, after.method),
+            )
+        return cls(
+            settings,
+            label=label,
+            kind="rounds",
+            samples={k: list(e.samples) for k, e in entries.items()},
+            entries=entries,
+            method=_single_method(entries),
+        )
 
     def _input(self, test: TestResult) -> GateInput | Verdict:
         method = test.measurement.method if test.measurement else ""
@@ -315,8 +332,10 @@ def _same_hardware_other_method(classes: Mapping[str, Any], machine: Machine) ->
 
 
 def _method_differs(baseline: str | None, current: str) -> str:
-    return (f"method differs: the baseline is {baseline}, this run is {current}; "
-            "measured and modelled energies are never compared")
+    return (
+        f"method differs: the baseline is {baseline}, this run is {current}; "
+        "measured and modelled energies are never compared"
+    )
 
 
 def _single_method(entries: Mapping[str, BaselineEntry]) -> str | None:

@@ -283,7 +283,7 @@ class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
     host; refusing cross-origin ones keeps the token from leaving the API.
     """
 
-    def redirect_request(  # noqa: PLR0917 (urllib's signature)
+    def redirect_request(
         self,
         req: urllib.request.Request,
         fp: IO[bytes],

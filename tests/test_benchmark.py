@@ -313,3 +313,27 @@ def test_benchmark_with_the_model_meter_end_to_end(pytester: pytest.Pytester, re
     assert bench["per_unit"]["median"] > 0
     assert all(r["total_j"] > 0 for r in bench["rounds"])
     assert results()["tests"][0]["carbon"]["grams_per_unit"] > 0
+
+
+def test_long_benchmarks_announce_themselves_only_on_a_terminal(
+    pytester: pytest.Pytester, replay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = replay(traces.trace([0.0, 1.0], period=0.001, cycle=True))
+    pytester.makepyfile(
+        """
+        def test_long(energy_benchmark, request):
+            reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+            reporter.isatty = True  # pretend: an interactive terminal
+            energy_benchmark.pedantic(lambda: None, rounds=4, units=1)
+        """
+    )
+    args = (
+        "--energy",
+        f"--energy-meter=replay:{path}",
+        "--energy-idle-seconds=0",
+        "--energy-window=1",
+    )
+    result = pytester.runpytest_subprocess(*args)
+    result.stdout.fnmatch_lines(["energy: measuring *::test_long for about 4 s*"])
+    result = pytester.runpytest_subprocess(*args, "-q")
+    result.stdout.no_fnmatch_line("energy: measuring*")

@@ -6,9 +6,8 @@ import json
 import random
 
 import pytest
-
 import traces
-from conftest import XDIST_MODES, by_name
+from conftest import XDIST_MODES
 
 BENCH = """
 import pytest
@@ -34,8 +33,14 @@ def gated_run(pytester, replay, rounds, *, windows=None, marker="", args=(), nam
     path = replay(traces.benchmark_rounds(energies), name)
     pytester.makepyfile(BENCH.format(marker=marker, rounds=len(rounds)))
     return pytester.runpytest(
-        "--energy", f"--energy-meter=replay:{path}", "--energy-idle-seconds=0",
-        "--energy-calibration=off", "--energy-json=results.json", "-W", "always", *args,
+        "--energy",
+        f"--energy-meter=replay:{path}",
+        "--energy-idle-seconds=0",
+        "--energy-calibration=off",
+        "--energy-json=results.json",
+        "-W",
+        "always",
+        *args,
     )
 
 
@@ -52,10 +57,14 @@ def verdict(results) -> dict:
 
 def test_unchanged_passes(pytester: pytest.Pytester, replay, results) -> None:
     save(pytester, replay)
-    result = gated_run(pytester, replay, [10.01, 9.99, 10.02, 9.98, 10.0], args=("--energy-compare",))
+    result = gated_run(
+        pytester, replay, [10.01, 9.99, 10.02, 9.98, 10.0], args=("--energy-compare",)
+    )
     assert result.ret == pytest.ExitCode.OK
     assert verdict(results)["status"] == "unchanged"
-    result.stdout.fnmatch_lines(["*energy regressions*", "baseline default: threshold 5%*1 unchanged"])
+    result.stdout.fnmatch_lines(
+        ["*energy regressions*", "baseline default: threshold 5%*1 unchanged"]
+    )
     assert results()["gate"]["failed"] is False
 
 
@@ -63,19 +72,22 @@ def test_regression_fails_the_build_through_the_session(
     pytester: pytest.Pytester, replay, results
 ) -> None:
     save(pytester, replay)
-    result = gated_run(pytester, replay, [11.5, 11.52, 11.48, 11.5, 11.51],
-                       args=("--energy-compare",))
+    result = gated_run(
+        pytester, replay, [11.5, 11.52, 11.48, 11.5, 11.51], args=("--energy-compare",)
+    )
     result.assert_outcomes(passed=1)  # the test passed; the energy gate failed the build
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     v = verdict(results)
     assert v["status"] == "regression"
     assert v["ratio"] == pytest.approx(1.15, rel=0.01)
     assert v["ci_low"] > 1.01
-    result.stdout.fnmatch_lines([
-        "*energy regressions*",
-        "*regression*1.00 J/sample*1.15 J/sample*1.15x ?1.1*measured*test_bench",
-        "energy gate failed: 1 regression* against baseline default",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*energy regressions*",
+            "*regression*1.00 J/sample*1.15 J/sample*1.15x ?1.1*measured*test_bench",
+            "energy gate failed: 1 regression* against baseline default",
+        ]
+    )
     assert "Traceback" not in result.stdout.str()
     assert results()["gate"]["failed"] is True
 
@@ -102,13 +114,15 @@ def test_flagged_benchmark_gets_confirmation_rounds(
 ) -> None:
     save(pytester, replay, noisy(10.0, 20, 0.02, seed=1))
     screen = [10.9, 11.3, 10.8, 11.2, 11.0]
-    result = gated_run(pytester, replay, screen, windows=noisy(11.0, 15, 0.02, seed=2),
-                       args=("--energy-compare",))
+    result = gated_run(
+        pytester, replay, screen, windows=noisy(11.0, 15, 0.02, seed=2), args=("--energy-compare",)
+    )
     test = results()["tests"][0]
     assert test["benchmark"]["confirmation_rounds"] > 0
     assert "confirm" in test["gating"]["screen"]
     roles = [r["role"] for r in test["benchmark"]["rounds"]]
-    assert roles[:5] == ["candidate"] * 5 and set(roles[5:]) == {"confirm"}
+    assert roles[:5] == ["candidate"] * 5
+    assert set(roles[5:]) == {"confirm"}
     assert test["verdict"]["status"] == "regression"
     assert result.ret == pytest.ExitCode.TESTS_FAILED
 
@@ -118,8 +132,13 @@ def test_marker_threshold_overrides_the_session(pytester: pytest.Pytester, repla
     plus7 = [10.7, 10.71, 10.69, 10.7, 10.7]
     gated_run(pytester, replay, plus7, args=("--energy-compare",))
     assert verdict(results)["status"] == "regression"
-    result = gated_run(pytester, replay, plus7, marker="@pytest.mark.energy(max_regression='8%')",
-                       args=("--energy-compare",))
+    result = gated_run(
+        pytester,
+        replay,
+        plus7,
+        marker="@pytest.mark.energy(max_regression='8%')",
+        args=("--energy-compare",),
+    )
     assert result.ret == pytest.ExitCode.OK
     assert verdict(results)["status"] in ("unchanged", "inconclusive")
     assert verdict(results)["threshold"] == pytest.approx(0.08)
@@ -127,8 +146,13 @@ def test_marker_threshold_overrides_the_session(pytester: pytest.Pytester, repla
 
 def test_gate_false_excludes_a_test(pytester: pytest.Pytester, replay, results) -> None:
     save(pytester, replay)
-    result = gated_run(pytester, replay, [12.0] * 5, marker="@pytest.mark.energy(gate=False)",
-                       args=("--energy-compare",))
+    result = gated_run(
+        pytester,
+        replay,
+        [12.0] * 5,
+        marker="@pytest.mark.energy(gate=False)",
+        args=("--energy-compare",),
+    )
     assert result.ret == pytest.ExitCode.OK
     assert verdict(results)["status"] == "not_gated"
     assert verdict(results)["reason"] == "gate=False in the energy marker"
@@ -138,9 +162,15 @@ def test_new_test_has_no_baseline(pytester: pytest.Pytester, replay, results) ->
     save(pytester, replay)
     path = replay(traces.windows((5.0, 2.0)))
     pytester.makepyfile(test_other="def test_new():\n    pass\n")
-    pytester.runpytest("test_other.py", "--energy", f"--energy-meter=replay:{path}",
-                       "--energy-idle-seconds=0", "--energy-calibration=off", "--energy-compare",
-                       "--energy-json=results.json")
+    pytester.runpytest(
+        "test_other.py",
+        "--energy",
+        f"--energy-meter=replay:{path}",
+        "--energy-idle-seconds=0",
+        "--energy-calibration=off",
+        "--energy-compare",
+        "--energy-json=results.json",
+    )
     assert verdict(results)["reason"] == "no baseline for this test"
 
 
@@ -150,11 +180,20 @@ def test_unstable_session_does_not_fail_unless_asked(
     save(pytester, replay)
     # The calibration workload reads 1 J per window at the start and 1.1 J at the end:
     # a +10 % drift. The round cap leaves no room for confirmation rounds.
-    path = replay(traces.script(1.0, 1.0, 1.0, "edge", *[11.5, 11.52, 11.48, 11.5, 11.51],
-                                "edge", 1.1, 1.1, 1.1))
+    path = replay(
+        traces.script(
+            1.0, 1.0, 1.0, "edge", *[11.5, 11.52, 11.48, 11.5, 11.51], "edge", 1.1, 1.1, 1.1
+        )
+    )
     pytester.makepyfile(BENCH.format(marker="", rounds=5))
-    args = ["--energy", f"--energy-meter=replay:{path}", "--energy-idle-seconds=0",
-            "--energy-max-rounds=5", "--energy-compare", "--energy-json=results.json"]
+    args = [
+        "--energy",
+        f"--energy-meter=replay:{path}",
+        "--energy-idle-seconds=0",
+        "--energy-max-rounds=5",
+        "--energy-compare",
+        "--energy-json=results.json",
+    ]
     result = pytester.runpytest(*args)
     assert verdict(results)["status"] == "regression"
     gate = results()["gate"]
@@ -175,15 +214,24 @@ def test_suite_total_catches_many_small_regressions(pytester, replay, results) -
     )
     pytester.makepyfile(body.replace("ROUNDS", "10"))
     path = replay(traces.cycle_rounds(noisy(10.0, 10, 0.03, seed=7)), "base.json")
-    pytester.runpytest("--energy", f"--energy-meter=replay:{path}", "--energy-idle-seconds=0",
-                       "--energy-calibration=off", "--energy-save-baseline").assert_outcomes(
-        passed=10)
+    pytester.runpytest(
+        "--energy",
+        f"--energy-meter=replay:{path}",
+        "--energy-idle-seconds=0",
+        "--energy-calibration=off",
+        "--energy-save-baseline",
+    ).assert_outcomes(passed=10)
     pytester.makepyfile(body.replace("ROUNDS", "5"))
     path = replay(traces.cycle_rounds(noisy(10.7, 37, 0.03, seed=0)), "now.json")
-    result = pytester.runpytest("--energy", f"--energy-meter=replay:{path}",
-                                "--energy-idle-seconds=0", "--energy-calibration=off",
-                                "--energy-max-rounds=5", "--energy-compare",
-                                "--energy-json=results.json")
+    result = pytester.runpytest(
+        "--energy",
+        f"--energy-meter=replay:{path}",
+        "--energy-idle-seconds=0",
+        "--energy-calibration=off",
+        "--energy-max-rounds=5",
+        "--energy-compare",
+        "--energy-json=results.json",
+    )
     data = results()
     statuses = {t["verdict"]["status"] for t in data["tests"]}
     assert "regression" not in statuses  # no single test proves it ...
@@ -197,9 +245,17 @@ def test_xdist_gates_on_the_controller_only(pytester, replay, results) -> None:
     save(pytester, replay)
     path = replay(traces.trace([0.0, 1.0], cycle=True, period=0.001))
     pytester.makepyfile(BENCH.format(marker="", rounds=5))
-    result = pytester.runpytest("--energy", f"--energy-meter=replay:{path}", "-n", "2",
-                                "--energy-calibration=off", "--energy-compare",
-                                "--energy-json=results.json", "-p", "xdist")
+    result = pytester.runpytest(
+        "--energy",
+        f"--energy-meter=replay:{path}",
+        "-n",
+        "2",
+        "--energy-calibration=off",
+        "--energy-compare",
+        "--energy-json=results.json",
+        "-p",
+        "xdist",
+    )
     assert result.ret == pytest.ExitCode.OK
     v = verdict(results)
     assert v["status"] == "not_gated"
@@ -211,8 +267,12 @@ def test_update_baseline_rewrites_selected_tests_with_a_reason(
 ) -> None:
     save(pytester, replay)
     baseline = pytester.path / ".energy" / "baselines" / "default.json"
-    result = gated_run(pytester, replay, [12.0] * 5,
-                       args=("--energy-update-baseline", "--energy-reason=bigger batches, #42"))
+    result = gated_run(
+        pytester,
+        replay,
+        [12.0] * 5,
+        args=("--energy-update-baseline", "--energy-reason=bigger batches, #42"),
+    )
     assert result.ret == pytest.ExitCode.OK
     entry = next(iter(json.loads(baseline.read_text())["classes"].values()))["tests"]
     (only,) = entry.values()
@@ -282,8 +342,12 @@ def test_measured_run_is_never_compared_with_a_modelled_baseline(
 ) -> None:
     path = replay(traces.benchmark_rounds(QUIET, method="modelled"), "model.json")
     pytester.makepyfile(BENCH.format(marker="", rounds=10))
-    pytester.runpytest("--energy", f"--energy-meter=replay:{path}", "--energy-calibration=off",
-                       "--energy-save-baseline").assert_outcomes(passed=1)
+    pytester.runpytest(
+        "--energy",
+        f"--energy-meter=replay:{path}",
+        "--energy-calibration=off",
+        "--energy-save-baseline",
+    ).assert_outcomes(passed=1)
     result = gated_run(pytester, replay, [20.0] * 5, args=("--energy-compare",))
     assert result.ret == pytest.ExitCode.OK
     v = verdict(results)
@@ -310,8 +374,9 @@ def test_history_baseline_gates_against_the_last_runs(
     for seed in range(3):
         result = gated_run(pytester, replay, noisy(10.0, 5, 0.005, seed=seed), name=f"h{seed}.json")
         assert result.ret == 0
-    result = gated_run(pytester, replay, [12.0, 12.01, 11.99, 12.0, 12.0],
-                       args=("--energy-history-baseline=3",))
+    result = gated_run(
+        pytester, replay, [12.0, 12.01, 11.99, 12.0, 12.0], args=("--energy-history-baseline=3",)
+    )
     v = verdict(results)
     assert v["status"] == "regression", v
     assert results()["gate"]["baseline"].startswith("history: last 3 runs")

@@ -440,3 +440,22 @@ def test_auto_falls_back_to_the_model_when_rapl_is_root_only(
         ]
     )
     assert results()["tests"][0]["measurement"]["method"] == "modelled"
+
+
+def test_html_and_markdown_reports_are_written(pytester: pytest.Pytester, replay) -> None:
+    path = replay(traces.windows((5.0, 2.0), (7.0, 2.0)))
+    pytester.makepyfile(TWO_TESTS)
+    result = pytester.runpytest(
+        "--energy",
+        f"--energy-meter=replay:{path}",
+        "--energy-idle-seconds=0",
+        "--energy-html=out/report.html",
+        "--energy-markdown=out/summary.md",
+    )
+    result.assert_outcomes(passed=2)
+    html = (pytester.path / "out" / "report.html").read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>") or html.lower().startswith("<!doctype html>")
+    assert "test_second" in html
+    assert "Content-Security-Policy" in html
+    summary = (pytester.path / "out" / "summary.md").read_text(encoding="utf-8")
+    assert "test\\_first" in summary  # Markdown-escaped

@@ -306,7 +306,7 @@ def test_family_table_and_pareto_chart(sample_page: tuple[str, Page]) -> None:
         "int8",
         "395 mJ/sample",
         "0.47x [0.44, 0.51]",
-        "accuracy 0.99x (0.9074)",
+        "accuracy 99.5% (0.9074)",
         "◆ on frontier",
         "✓ pass",
     ]

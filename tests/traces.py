@@ -129,10 +129,15 @@ def script(*steps: float | str, method: str = "measured", period: float = 0.01) 
         clock += 1.0
         energies.append(counter)
         times.append(clock)
-    return trace(energies, times=times, method=method, period=period,
-                 meter="nvml" if method == "measured" else "model",
-                 domain="gpu:0" if method == "measured" else "cpu",
-                 scope="gpu-board" if method == "measured" else "process-cpu")
+    return trace(
+        energies,
+        times=times,
+        method=method,
+        period=period,
+        meter="nvml" if method == "measured" else "model",
+        domain="gpu:0" if method == "measured" else "cpu",
+        scope="gpu-board" if method == "measured" else "process-cpu",
+    )
 
 
 def cycle_rounds(round_joules: Sequence[float], *, period: float = 0.01) -> dict[str, Any]:

@@ -25,6 +25,7 @@ __all__ = [
     "markdown_text",
     "power",
     "ratio",
+    "share",
     "shorten",
     "sig",
     "visible",
@@ -158,6 +159,13 @@ def ratio(value: float | None, low: float | None = None, high: float | None = No
     if low is not None and high is not None:
         text += f" [{_ratio_value(low)}, {_ratio_value(high)}]"
     return text
+
+
+def share(value: float | None) -> str:
+    """A quality ratio as the share of the reference it keeps: ``99.8%``."""
+    if value is None or not math.isfinite(value):
+        return DASH
+    return f"{value * 100:.1f}%"
 
 
 def change(value: float | None) -> str:

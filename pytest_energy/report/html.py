@@ -600,7 +600,7 @@ def _family_view(family: FamilyRecord) -> FamilyView:
     rows = []
     for v in family.get("variants") or []:
         quality = [
-            f"{name} {fmt.ratio(q.get('ratio'))}"
+            f"{name} {fmt.share(q.get('ratio'))}"
             + (f" ({fmt.sig(q['value'], 4)})" if isinstance(q.get("value"), int | float) else "")
             for name, q in sorted((v.get("quality") or {}).items())
         ]

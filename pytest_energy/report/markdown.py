@@ -136,7 +136,7 @@ def _change_table(title: str, tests: Sequence[TestResult]) -> _Table:
 def _variant_cells(family: FamilyRecord, variant: VariantRecord) -> list[str]:
     label = variant_label(variant.get("verdict"))
     quality = ", ".join(
-        f"{name} {fmt.ratio(q.get('ratio'))}"
+        f"{name} {fmt.share(q.get('ratio'))}"
         for name, q in sorted((variant.get("quality") or {}).items())
     )
     details = ", ".join(f"{k}={v}" for k, v in sorted((variant.get("metadata") or {}).items()))

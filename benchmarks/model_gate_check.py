@@ -1,0 +1,127 @@
+"""The gate on the model meter, for real: does +10 % CPU work fail, and does no change pass?
+
+Generates a one-benchmark suite whose work per unit is set by an environment
+variable, saves a baseline once (with the plugin's recommended baseline rounds),
+then runs ``pytest --energy --energy-meter=model --energy-compare`` RUNS times
+unchanged and RUNS times with 10 % more CPU work per unit, alternating, each a
+separate pytest process as in CI. It prints, for each condition, how many runs
+got each verdict and how many failed the build (exit status 1), plus how many
+sessions the calibration workload marked unstable (which keeps energy alone from
+failing the build).
+
+    python benchmarks/model_gate_check.py [--runs 10]
+
+Targets: every +10 % run is a regression; no unchanged run is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SUITE = """
+import os
+
+WORK = int(os.environ.get("WORK_PER_UNIT", "100"))
+
+
+def work(units):
+    total = 0
+    for i in range(units * WORK):
+        total += i * i % 7
+    return total
+
+
+def test_workload(energy_benchmark):
+    energy_benchmark(work, 200, units=200, unit="item")
+"""
+
+
+def run(folder: Path, work: int, *extra: str) -> tuple[int, dict[str, object]]:
+    env = dict(os.environ, WORK_PER_UNIT=str(work))
+    env.pop("PYTEST_ADDOPTS", None)
+    results = folder / "results.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--energy",
+            "--energy-meter=model",
+            f"--energy-json={results}",
+            *extra,
+        ],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    data: dict[str, object] = json.loads(results.read_text()) if results.exists() else {}
+    return done.returncode, data
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "test_workload.py").write_text(SUITE)
+        status, _ = run(folder, 100, "--energy-save-baseline")
+        if status != 0:
+            print(f"saving the baseline failed with exit status {status}")
+            return 2
+        outcomes: dict[str, collections.Counter[str]] = {
+            "unchanged": collections.Counter(),
+            "+10% work": collections.Counter(),
+        }
+        for _ in range(args.runs):
+            for label, work in (("unchanged", 100), ("+10% work", 110)):
+                status, data = run(folder, work, "--energy-compare")
+                tests = data.get("tests", [])
+                verdict = tests[0]["verdict"]["status"] if tests else "missing"  # type: ignore[index]
+                gate = data.get("gate") or {}
+                outcomes[label][f"verdict {verdict}"] += 1
+                outcomes[label][f"exit {status}"] += 1
+                if gate.get("unstable"):  # type: ignore[union-attr]
+                    outcomes[label]["session unstable"] += 1
+    print(
+        f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs; "
+        f"{args.runs} runs per condition; {time.perf_counter() - started:.0f} s"
+    )
+    for label, counts in outcomes.items():
+        print(f"{label:>10}: " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    caught = outcomes["+10% work"]["verdict regression"]
+    false_alarms = outcomes["unchanged"]["verdict regression"]
+    ok = caught == args.runs and false_alarms == 0
+    print(
+        f"regressions caught {caught}/{args.runs}, false alarms {false_alarms}/{args.runs}: "
+        f"{'PASS' if ok else 'FAIL'}"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
