@@ -15,8 +15,9 @@ The statistics live in :mod:`pytest_energy.gate`; this module only feeds them.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .gate import GateInput, evaluate, not_gated, not_gated_for_flags, screen, session_stability
@@ -28,6 +29,7 @@ from .store import (
     BaselineStore,
     baseline_entries,
     energy_per_unit,
+    normalized_per_unit,
 )
 
 Kind = Literal["rounds", "history"]
@@ -47,6 +49,8 @@ class Gatekeeper:
     #: Set when nothing can be compared (e.g. the baseline is modelled, this run is
     #: measured): every test is "not gated" with this reason.
     problem: str | None = None
+    #: Tests compared on calibration-normalized ratios rather than joules.
+    normalized: set[str] = field(default_factory=set)
 
     @classmethod
     def open(
@@ -133,12 +137,15 @@ class Gatekeeper:
         method: str,
         threshold: float | None,
         family_size: int,
+        normalized: Sequence[float] = (),
     ) -> tuple[int, str]:
         """Confirmation rounds to run now for this benchmark, and the screen's reason."""
         baseline = self.samples.get(nodeid)
         entry = self.entries.get(nodeid)
         if not baseline or (entry is not None and entry.unit != unit):
             return 0, "not screened: no comparable baseline"
+        if entry is not None and len(entry.normalized) > 1 and len(normalized) > 1:
+            baseline, per_unit = entry.normalized, normalized
         test = GateInput(
             nodeid,
             baseline=baseline,
@@ -182,7 +189,7 @@ class Gatekeeper:
             margin=self.settings.margin,
         )
         for position, verdict in zip(positions, outcome.verdicts, strict=True):
-            verdicts[position] = verdict
+            verdicts[position] = self._in_joules(record.tests[position], verdict)
         suite = outcome.suite
         gated = [v for v in outcome.verdicts if v.status != "not_gated"]
         if len(gated) < 2:
@@ -191,13 +198,7 @@ class Gatekeeper:
             suite = SuiteCheck(status="not_gated", tests=len(gated))
         regressed = any(v.status == "regression" for v in outcome.verdicts)
         regressed = regressed or suite.get("status") == "regression"
-        cvs = {
-            t.nodeid: t.benchmark.per_unit.cv
-            for t in record.tests
-            if t.benchmark is not None
-            and t.benchmark.per_unit.n > 1
-            and math.isfinite(t.benchmark.per_unit.cv)
-        }
+        cvs = {t.nodeid: cv for t in record.tests if (cv := _compared_cv(t)) is not None}
         stability = session_stability(
             calibration.get("start", ()),
             calibration.get("end", ()),
@@ -259,6 +260,20 @@ class Gatekeeper:
             method=_single_method(entries),
         )
 
+    def _in_joules(self, test: TestResult, verdict: Verdict) -> Verdict:
+        """A verdict reached on normalized ratios, shown with the joules users know."""
+        if test.nodeid not in self.normalized:
+            return verdict
+        entry = self.entries.get(test.nodeid)
+        current = energy_per_unit(test)
+        return replace(
+            verdict,
+            baseline=entry.median if entry else None,
+            current=statistics.median(current[1]) if current else None,
+            reason=f"{verdict.reason} (compared as ratios to the calibration workload)",
+            kind="normalized",
+        )
+
     def _input(self, test: TestResult) -> GateInput | Verdict:
         method = test.measurement.method if test.measurement else ""
         if self.problem is not None:
@@ -289,6 +304,13 @@ class Gatekeeper:
                 method=method,
             )
         confirmation = _confirmation(test)
+        normalized = normalized_per_unit(test)
+        if entry is not None and len(entry.normalized) > 1 and len(normalized) > 1:
+            # Both sides interleaved the calibration workload: compare the ratios,
+            # which CPU-speed changes between and within the runs do not move.
+            baseline, current = entry.normalized, normalized
+            confirmation = _confirmation(test, normalized=True)
+            self.normalized.add(test.nodeid)
         return GateInput(
             test.nodeid,
             baseline=baseline,
@@ -302,10 +324,25 @@ class Gatekeeper:
         )
 
 
-def _confirmation(test: TestResult) -> list[float]:
+def _compared_cv(test: TestResult) -> float | None:
+    """The round-to-round CV of what the gate compares: normalized ratios when present."""
+    bench = test.benchmark
+    if bench is None:
+        return None
+    spread = bench.normalized if bench.normalized is not None else bench.per_unit
+    return spread.cv if spread.n > 1 and math.isfinite(spread.cv) else None
+
+
+def _confirmation(test: TestResult, *, normalized: bool = False) -> list[float]:
     bench = test.benchmark
     if bench is None:
         return []
+    if normalized:
+        return [
+            r.total_j / (r.calls * bench.units_per_call) / r.calibration_j
+            for r in bench.rounds
+            if r.role == "confirm" and r.calls > 0 and r.calibration_j
+        ]
     return [
         r.total_j / (r.calls * bench.units_per_call)
         for r in bench.rounds

@@ -12,9 +12,10 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from .meters import MeterSpec, parse_meter_spec
+if TYPE_CHECKING:
+    from .meters import MeterSpec
 
 Kind = Literal["value", "flag", "optional"]
 
@@ -151,6 +152,9 @@ def parse_optional_path(text: str) -> Path | None:
 
 
 def parse_meter(text: str) -> MeterSpec:
+    # Imported here: the option table is read on every pytest start, meters only with --energy.
+    from .meters import parse_meter_spec
+
     return parse_meter_spec(text)
 
 
@@ -173,7 +177,7 @@ OPTIONS: tuple[Option, ...] = (
         "Meters to use: auto (every readable counter, else the CPU-time model), rapl, nvml, "
         "rapl,nvml, model, or replay:PATH. Default: auto",
         parse_meter,
-        MeterSpec(("auto",)),
+        None,  # auto; resolved by Settings so the meter code loads only with --energy
         metavar="SPEC",
     ),
     Option("json", "Write every result to a versioned JSON file", parse_path, None, "PATH"),
@@ -358,6 +362,14 @@ OPTIONS: tuple[Option, ...] = (
         parse_bool,
         True,
         "on|off",
+    ),
+    Option(
+        "normalize",
+        "Interleave a fixed calibration workload with benchmark rounds and gate on the ratio, "
+        "cancelling CPU-speed changes: auto (on with the model meter), on or off. Default: auto",
+        parse_choice("auto", "on", "off"),
+        "auto",
+        "WHEN",
     ),
     Option(
         "fail_unstable",

@@ -7,6 +7,7 @@ no pynvml, no torch and no jinja2, and touches no hardware.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import pytest
@@ -51,19 +52,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(option.ini, option.help, type="string", default=None)
 
 
+MARKER_SIGNATURE = (
+    "energy(rounds=5, warmup=1, window=None, max_time=None, cv_limit='5%', max_joules=None, "
+    "max_joules_per_unit=None, max_watts=None, max_gco2e=None, on_modelled='warn', "
+    "max_regression='5%', gate=True, family=None, reference=None, variant=None, "
+    "variant_param='variant', max_energy_ratio=None, min_quality_ratio=None, variants=None): "
+    "energy settings, budgets and model-variant limits for a test, class or module"
+)
+
+
+def _switched_on(config: pytest.Config) -> bool:
+    """``--energy`` > ``PYTEST_ENERGY`` > ini ``energy``, read without loading the settings.
+
+    This runs on every pytest start, so it stays cheap. Any non-empty value but an
+    explicit "off" switches on; the settings then validate it properly.
+    """
+    if config.getoption("energy_enabled", default=None):
+        return True
+    raw = os.environ.get("PYTEST_ENERGY", "").strip()
+    if not raw:
+        ini = config.getini("energy")
+        raw = ini.strip() if isinstance(ini, str) else ""
+    return raw.lower() not in ("", "0", "false", "no", "off")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    from .settings import MARKER_SIGNATURE, SettingError, Settings
-
     config.addinivalue_line("markers", MARKER_SIGNATURE)
-    if getattr(config.option, "help", False):
+    if getattr(config.option, "help", False) or not _switched_on(config):
         return
+    from .settings import SettingError, Settings
+
     try:
-        if not Settings.enabled_in(config):
-            return
         settings = Settings.from_config(config)
     except SettingError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if not settings.enabled:
+        return
     from .run import EnergyRun
 
     config.pluginmanager.register(EnergyRun.start(config, settings), RUN_PLUGIN_NAME)

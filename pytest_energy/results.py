@@ -15,7 +15,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypedDict, TypeVar
 
@@ -123,6 +123,10 @@ class Round:
     #: interleaved with a variant's rounds; "confirm": extra rounds the gate asked for.
     role: str = "candidate"
     flags: list[str] = field(default_factory=list)
+    #: Joules per call of the calibration workload interleaved with this round, when
+    #: the session normalizes (the model meter on a shared VM): the round's J per
+    #: unit divided by it cancels changes of CPU speed between and within runs.
+    calibration_j: float | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,9 @@ class Benchmark:
     unstable: bool
     confirmation_rounds: int = 0
     pedantic: bool = False
+    #: Per unit of work over the interleaved calibration workload's J per call
+    #: (dimensionless), when the session normalizes; what the gate compares then.
+    normalized: Summary | None = None
     flags: list[str] = field(default_factory=list)
     quality: list[Quality] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -314,7 +321,7 @@ class RunRecord:
     families: list[FamilyRecord] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        plain: dict[str, Any] = _jsonable(asdict(self))
+        plain: dict[str, Any] = to_plain(self)
         return plain
 
     def to_json(self) -> str:
@@ -335,13 +342,22 @@ class RunRecord:
 
 
 def _jsonable(value: Any) -> Any:
-    """Turn non-finite floats into None so the file is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """Plain JSON data: dataclasses become dicts, non-finite floats None (strict JSON).
+
+    One pass, no deep copies (unlike ``dataclasses.asdict``): results of big suites
+    are converted on every checkpoint and into the history.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str | int | bool) or value is None:
+        return value
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
+    names = getattr(value, "__dataclass_fields__", None)
+    if names is not None and not isinstance(value, type):
+        return {name: _jsonable(getattr(value, name)) for name in names}
     return value
 
 
@@ -395,8 +411,6 @@ def from_plain(cls: type[T], data: Mapping[str, Any]) -> T:
 
 def to_plain(value: Any) -> Any:
     """A dataclass (or nested structure) as plain JSON-ready data."""
-    if is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(asdict(value))
     return _jsonable(value)
 
 

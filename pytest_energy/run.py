@@ -19,7 +19,7 @@ from .emissions import SessionCarbon
 from .gatekeeper import Gatekeeper, save_or_update
 from .meters import MeterUnavailable
 from .results import Measurement, RunRecord, TestResult, from_plain, to_plain, write_atomic
-from .session import EnergySession, Role, relative_path
+from .session import EnergySession, Role
 from .settings import SettingError, Settings, TestSettings, marker_options
 
 REPORT_KEY = "pytest_energy"
@@ -144,8 +144,17 @@ class EnergyRun:
         mine = [r for r in rounds if r.role == "candidate" and r.calls > 0]
         per_unit = [r.total_j / (r.calls * units) for r in mine]
         threshold = settings.marker.get("max_regression")
+        normalized = [
+            r.total_j / (r.calls * units) / r.calibration_j for r in mine if r.calibration_j
+        ]
         extra, reason = self.gate.extra_rounds(
-            item.nodeid, unit, per_unit, self.session.method, threshold, self.gated_tests
+            item.nodeid,
+            unit,
+            per_unit,
+            self.session.method,
+            threshold,
+            self.gated_tests,
+            normalized,
         )
         item.stash[SCREEN] = reason
         return extra
@@ -176,11 +185,14 @@ class EnergyRun:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         measuring = self.session.role != "controller" and not self.config.option.collectonly
+        # Normalized benchmarks carry their own calibration, round by round; the
+        # start-and-end drift check is for sessions that compare raw joules.
         calibrating = (
             measuring
             and self.gate is not None
             and self.settings.calibration
             and not self.session.concurrent
+            and not self.session.normalizing
         )
         if measuring:
             self.session.measure_idle()
@@ -229,12 +241,12 @@ class EnergyRun:
 
     def _check_test_budgets(self, item: pytest.Item, measurement: Measurement | None) -> None:
         """Budgets of a plain test (no energy_benchmark) judge its one window."""
-        from .budgets import judge_window
-
         settings = self.test_settings(item)
         if measurement is None or not settings.budgets:
             return
-        notes = judge_window(measurement, settings)
+        from .budgets import judge_window
+
+        notes = judge_window(measurement, settings, self.grams_per_joule())
         item.stash[BUDGET_NOTES] = [note.as_dict() for note in notes]
         for note in notes:
             note.enforce(_location(item))
@@ -255,7 +267,11 @@ class EnergyRun:
         if report.when == "teardown":
             result = self._result(item, outcome)
             if result is not None:
-                report.__dict__[REPORT_KEY] = to_plain(result)
+                if self.session.role == "worker":
+                    # Rides to the xdist controller on the report, as plain data.
+                    report.__dict__[REPORT_KEY] = to_plain(result)
+                else:
+                    self._collect(result)
         return report
 
     def _result(self, item: pytest.Item, outcome: str) -> TestResult | None:
@@ -270,7 +286,7 @@ class EnergyRun:
             flags_error = f"not measured: {failure}"
         return TestResult(
             nodeid=item.nodeid,
-            file=relative_path(path, self.config.rootpath),
+            file=path,  # already relative to the rootdir
             line=None if line is None else line + 1,
             outcome=outcome,  # type: ignore[arg-type]
             scope=self.settings.scope,
@@ -295,12 +311,14 @@ class EnergyRun:
         }
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if self.session.role == "worker" or report.when != "teardown":
+        """On the xdist controller: the workers' results arrive on their reports."""
+        if self.session.role != "controller" or report.when != "teardown":
             return
         data = report.__dict__.get(REPORT_KEY)
-        if not isinstance(data, dict):
-            return
-        result = from_plain(TestResult, data)
+        if isinstance(data, dict):
+            self._collect(from_plain(TestResult, data))
+
+    def _collect(self, result: TestResult) -> None:
         if result.measurement is not None:
             per_unit = result.benchmark.per_unit.median if result.benchmark else None
             result = replace(result, carbon=self.carbon.carbon(result.measurement, per_unit))

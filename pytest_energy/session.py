@@ -12,7 +12,6 @@ import datetime as _dt
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -93,6 +92,18 @@ class EnergySession:
                 )
                 for info in self.meters.infos
             ]
+        #: Benchmarks interleave the calibration workload with their rounds and are
+        #: compared on the ratio: by default only with the live model meter, whose CPU
+        #: time per instruction moves with CPU speed (SMT neighbours, frequency).
+        self.normalizing = self.meters is not None and (
+            settings.normalize == "on"
+            or (
+                settings.normalize == "auto"
+                and self.meters.names == ("model",)
+                and not self.meters.virtual_clock
+            )
+        )
+        self._calibration_call_s: float | None = None
         self.machine: Machine | None = None
         if self.meters is not None:
             from .machine import fingerprint
@@ -212,6 +223,19 @@ class EnergySession:
             self._fail(str(exc))
             return None
 
+    def calibration_calls(self, seconds: float) -> int:
+        """Calls of the calibration workload that take about ``seconds``."""
+        from .benchmark import time_per_call
+        from .gatekeeper import calibration_work
+
+        if self._calibration_call_s is None:
+            self._calibration_call_s = time_per_call(calibration_work, 0.02)
+        return max(1, round(seconds / max(self._calibration_call_s, 1e-9)))
+
+    def fail(self, message: str) -> None:
+        """Stop measuring: a meter failed. The message is one line for the user."""
+        self._fail(message)
+
     def _fail(self, message: str) -> None:
         if self.failure is None:
             self.failure = message
@@ -318,10 +342,3 @@ def _fallback_machine(method: str) -> Machine:
 
 def with_measurement(result: TestResult, measurement: Measurement) -> TestResult:
     return replace(result, measurement=measurement)
-
-
-def relative_path(path: str, root: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(root.resolve()))
-    except ValueError:
-        return path

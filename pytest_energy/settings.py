@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from .meters import MeterSpec
-from .options import BY_NAME, ON_MODELLED, OPTIONS, Option, parse_percent
+from .options import ON_MODELLED, OPTIONS, Option, parse_percent
 
 
 class SettingError(ValueError):
@@ -110,6 +110,7 @@ class Settings:
     history_baseline: int | None = None
     branch: str | None = None
     calibration: bool = True
+    normalize: str = "auto"
     fail_unstable: bool = False
     carbon_intensity: str | None = None
     region: str | None = None
@@ -122,17 +123,13 @@ class Settings:
     origins: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def enabled_in(cls, config: pytest.Config) -> bool:
-        """Whether energy measurement is on, reading only that one option."""
-        value, _ = _resolve(config, BY_NAME["enabled"])
-        return bool(value)
-
-    @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
         values: dict[str, Any] = {}
         origins: dict[str, str] = {}
         for option in OPTIONS:
             values[option.name], origins[option.name] = _resolve(config, option)
+        if values["meter"] is None:
+            values["meter"] = MeterSpec(("auto",))
         for name in ("json", "html", "markdown", "rapl_root", "dir"):
             if isinstance(values[name], Path):
                 values[name] = _base_dir(config, origins[name]) / values[name]
@@ -291,14 +288,6 @@ MARKER_KEYWORDS: dict[str, Any] = {
     "min_quality_ratio": _positive,
     "variants": _variant_limits,
 }
-
-MARKER_SIGNATURE = (
-    "energy(rounds=5, warmup=1, window=None, max_time=None, cv_limit='5%', max_joules=None, "
-    "max_joules_per_unit=None, max_watts=None, max_gco2e=None, on_modelled='warn', "
-    "max_regression='5%', gate=True, family=None, reference=None, variant=None, "
-    "variant_param='variant', max_energy_ratio=None, min_quality_ratio=None, variants=None): "
-    "energy settings, budgets and model-variant limits for a test, class or module"
-)
 
 
 def _closest_first(item: pytest.Item) -> list[pytest.Mark]:

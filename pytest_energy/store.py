@@ -105,6 +105,9 @@ class BaselineEntry:
     flags: list[str] = field(default_factory=list)
     #: Quality metrics recorded with the energy: name -> {value, higher_is_better}.
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Per round: J per unit over the interleaved calibration workload's J per call
+    #: (dimensionless), when the run normalized; the gate prefers these.
+    normalized: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object written to the file; empty optional fields are left out."""
@@ -126,6 +129,7 @@ class BaselineEntry:
             "variant": self.variant,
             "flags": list(self.flags),
             "quality": {k: dict(v) for k, v in self.quality.items()},
+            "normalized": [_round6(s) for s in self.normalized],
         }
         data.update({k: v for k, v in optional.items() if v})
         return data
@@ -141,6 +145,9 @@ class BaselineEntry:
         quality = data.get("quality", {})
         if not isinstance(quality, dict) or not all(isinstance(v, dict) for v in quality.values()):
             raise BaselineError(f"{where}.quality must map metric names to objects")
+        normalized = data.get("normalized", [])
+        if not isinstance(normalized, list) or not all(_is_number(s) for s in normalized):
+            raise BaselineError(f"{where}.normalized must be a list of numbers")
         return cls(
             method=_field(data, "method", str, where),
             meters=_str_list(data, "meters", where),
@@ -157,6 +164,7 @@ class BaselineEntry:
             variant=_optional_str(data, "variant", where),
             flags=_str_list(data, "flags", where, required=False),
             quality=quality,
+            normalized=[float(s) for s in normalized],
         )
 
 
@@ -403,6 +411,19 @@ def energy_per_unit(test: TestResult) -> tuple[str, list[float]] | None:
     return (bench.unit, samples) if samples else None
 
 
+def normalized_per_unit(test: TestResult) -> list[float]:
+    """A benchmark's per-round J per unit over its calibration J per call, if it normalized."""
+    bench = test.benchmark
+    if bench is None or energy_per_unit(test) is None or bench.units_per_call <= 0:
+        return []
+    values = [
+        r.total_j / (r.calls * bench.units_per_call) / r.calibration_j
+        for r in bench.rounds
+        if r.role == "candidate" and r.calls > 0 and r.calibration_j
+    ]
+    return [v for v in values if _is_finite(v) and v > 0]
+
+
 def baseline_entries(
     record: RunRecord, *, commit: str | None = None, reason: str | None = None
 ) -> dict[str, BaselineEntry]:
@@ -437,6 +458,7 @@ def baseline_entries(
                 for q in (bench.quality if bench else [])
                 if _is_finite(q.value)
             },
+            normalized=normalized_per_unit(test),
         )
     return entries
 

@@ -140,11 +140,12 @@ def test_a_ratio_whose_interval_straddles_the_limit_is_inconclusive(
 ) -> None:
     close = [5.5, 6.6, 5.7, 6.4, 6.0]
     result = run_family(pytester, replay, REF, {"int8": close}, limits="max_energy_ratio=0.6")
-    result.assert_outcomes(passed=2, warnings=1)
+    # Reported, never raised as a warning: suites running with -W error must not fail on it.
+    result.assert_outcomes(passed=2, warnings=0)
     record = by_name(results())["test_model[int8]"]["variant"]
     assert record["verdict"] == "inconclusive"
     assert record["ci_low"] <= 0.6 < record["ci_high"]
-    result.stdout.fnmatch_lines(["*model variant check inconclusive: int8: 0.60x*"])
+    result.stdout.fnmatch_lines(["  inconclusive: int8: 0.60x*"])
 
 
 def test_quality_below_its_limit_fails(pytester: pytest.Pytester, replay) -> None:

@@ -82,11 +82,19 @@ def _benchmarks(writer: _Writer, record: RunRecord) -> None:
         assert b is not None
         per_unit = f"{fmt.energy_per_unit(b.per_unit.median, b.unit)}"
         interval = _relative_interval(b.per_unit.mean, b.per_unit.ci_low, b.per_unit.ci_high)
-        cv = f"{b.per_unit.cv:.1%}" if math.isfinite(b.per_unit.cv) else fmt.DASH
+        # The spread the gate sees: of the calibration-normalized ratio when there is one.
+        spread = b.normalized or b.per_unit
+        cv = f"{spread.cv:.1%}" if math.isfinite(spread.cv) else fmt.DASH
+        cv += "*" if b.normalized else ""
         method = test.measurement.method if test.measurement else record.session.method
         shape = f"{len([r for r in b.rounds if r.role != 'reference'])}x{b.calls_per_round}"
         rows.append([per_unit, interval, cv, shape, method, _flags(test), _test_id(test)])
     _table(writer, ["J/unit", "95% CI", "cv", "rounds", "method", "flags", "test"], rows)
+    if any(t.benchmark is not None and t.benchmark.normalized for t in benched):
+        writer.write_line(
+            "* cv of J per unit over the interleaved calibration workload's J per "
+            "call (what the gate compares)"
+        )
 
 
 def _relative_interval(mean: float, low: float, high: float) -> str:

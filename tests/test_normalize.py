@@ -1,0 +1,170 @@
+"""Normalized gating: rounds interleaved with a calibration workload, compared as ratios.
+
+On a shared VM the CPU time of the same work jumps by half within seconds; the
+model meter's joules follow it, and the ratio to a fixed workload run in the
+same moments does not.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_energy.gatekeeper import Gatekeeper
+from pytest_energy.results import (
+    SCHEMA_VERSION,
+    Benchmark,
+    Machine,
+    Measurement,
+    Round,
+    RunRecord,
+    Session,
+    Summary,
+    TestResult,
+)
+from pytest_energy.settings import Settings
+from pytest_energy.store import BaselineEntry, baseline_entries, normalized_per_unit
+
+MACHINE = Machine(
+    "CPU",
+    2,
+    [],
+    [],
+    "6",
+    "Linux",
+    "3.11",
+    "0.1.0",
+    "9",
+    "modelled",
+    ["model"],
+    "modelled-cpu-00000000",
+)
+FLAT = Summary(5, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0)
+
+
+def run_record(speed: float, work: float, calibration: float = 0.1) -> RunRecord:
+    """One benchmark whose CPU ran at ``speed`` (time per instruction) doing ``work``."""
+    rounds = [
+        Round(
+            calls=10,
+            seconds=0.2,
+            joules={"cpu": 10 * work * speed * (1 + 0.005 * i)},
+            total_j=10 * work * speed * (1 + 0.005 * i),
+            calibration_j=calibration * speed,
+        )
+        for i in range(5)
+    ]
+    bench = Benchmark("item", 2.0, 10, 1, 0.2, rounds, FLAT, FLAT, False, normalized=FLAT)
+    measurement = Measurement(1.0, {"cpu": 1.0}, 1.0, "modelled", ["model"])
+    test = TestResult("t.py::test_w", "t.py", 1, "passed", "call", measurement, benchmark=bench)
+    session = Session(
+        "2026-01-01T00:00:00+00:00",
+        "2026-01-01T00:00:01+00:00",
+        MACHINE,
+        [],
+        "modelled",
+        None,
+        "call",
+        {},
+    )
+    return RunRecord(SCHEMA_VERSION, session, [test])
+
+
+def test_normalized_samples_are_work_over_calibration() -> None:
+    (test,) = run_record(speed=1.5, work=2.0).tests
+    values = normalized_per_unit(test)
+    # J per unit = 1.5 * 2 / 2 units = 1.5; calibration J per call = 0.15: ratio 10.
+    assert values[0] == pytest.approx(10.0)
+    assert len(values) == 5
+
+
+def test_baseline_entries_store_the_ratios_and_read_them_back() -> None:
+    entry = baseline_entries(run_record(1.0, 2.0))["t.py::test_w"]
+    assert entry.normalized[0] == pytest.approx(10.0)
+    again = BaselineEntry.from_dict(json.loads(json.dumps(entry.to_dict())), "entry")
+    assert again.normalized == pytest.approx(entry.normalized, rel=1e-5)
+
+
+def test_a_slower_cpu_is_not_a_regression_once_normalized() -> None:
+    baseline, slower = run_record(speed=1.0, work=2.0), run_record(speed=1.6, work=2.0)
+    gate = Gatekeeper.from_record(Settings(), baseline, slower)
+    record, failed = gate.decide(slower, {})
+    verdict = record.tests[0].verdict
+    assert verdict is not None
+    assert verdict.status == "unchanged"
+    assert verdict.kind == "normalized"
+    assert "calibration workload" in verdict.reason
+    # Shown in joules per unit, which did rise 60 %: the machine, not the code.
+    assert verdict.current == pytest.approx(1.6 * verdict.baseline, rel=0.02)
+    assert failed is False
+
+
+def test_more_work_is_a_regression_whatever_the_cpu_speed() -> None:
+    baseline, heavier = run_record(speed=1.0, work=2.0), run_record(speed=0.7, work=2.4)
+    gate = Gatekeeper.from_record(Settings(), baseline, heavier)
+    record, failed = gate.decide(heavier, {})
+    verdict = record.tests[0].verdict
+    assert verdict is not None
+    assert verdict.status == "regression"
+    assert verdict.ratio == pytest.approx(1.2, rel=0.01)
+    assert failed is True
+
+
+def test_without_ratios_on_both_sides_joules_are_compared() -> None:
+    baseline = run_record(speed=1.0, work=2.0)
+    raw = run_record(speed=1.6, work=2.0, calibration=0.0)  # no calibration recorded
+    gate = Gatekeeper.from_record(Settings(), baseline, raw)
+    record, _ = gate.decide(raw, {})
+    verdict = record.tests[0].verdict
+    assert verdict is not None
+    assert verdict.kind == "baseline"
+    assert verdict.status == "regression"  # the raw joules did rise 60 %
+
+
+WORKLOAD = """
+import os
+
+WORK = int(os.environ.get("WORK", "100"))
+
+def work(units):
+    total = 0
+    for i in range(units * WORK):
+        total += i * i % 7
+    return total
+
+def test_workload(energy_benchmark):
+    energy_benchmark(work, 50, units=50, unit="item")
+"""
+
+
+def test_model_meter_interleaves_calibration_and_gates_on_it(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live model meter, end to end: a real workload, a real 50 % regression."""
+    pytester.makepyfile(WORKLOAD)
+    args = ("--energy", "--energy-meter=model", "--energy-json=results.json", "-p", "no:xdist")
+    pytester.runpytest_subprocess(
+        *args, "--energy-save-baseline", "--energy-rounds=10"
+    ).assert_outcomes(passed=1)
+    bench = json.loads((pytester.path / "results.json").read_text())["tests"][0]["benchmark"]
+    assert all(r["calibration_j"] > 0 for r in bench["rounds"])
+    assert bench["normalized"]["n"] == 10
+
+    monkeypatch.setenv("WORK", "150")
+    result = pytester.runpytest_subprocess(*args, "--energy-compare")
+    verdict = json.loads((pytester.path / "results.json").read_text())["tests"][0]["verdict"]
+    assert verdict["kind"] == "normalized"
+    assert verdict["status"] == "regression", verdict
+    assert verdict["ratio"] == pytest.approx(1.5, rel=0.15)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_normalize_off_keeps_plain_rounds(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(WORKLOAD)
+    pytester.runpytest(
+        "--energy", "--energy-meter=model", "--energy-normalize=off", "--energy-json=results.json"
+    ).assert_outcomes(passed=1)
+    bench = json.loads((pytester.path / "results.json").read_text())["tests"][0]["benchmark"]
+    assert bench["normalized"] is None
+    assert all(r["calibration_j"] is None for r in bench["rounds"])
