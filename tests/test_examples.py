@@ -21,10 +21,24 @@ def example_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("examples")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_ENERGY")}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--energy", "examples/", "-p", "no:cacheprovider",
-         f"--energy-json={out / 'results.json'}", f"--energy-html={out / 'report.html'}",
-         f"--energy-dir={out / '.energy'}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=False, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--energy",
+            "examples/",
+            "-p",
+            "no:cacheprovider",
+            f"--energy-json={out / 'results.json'}",
+            f"--energy-html={out / 'report.html'}",
+            f"--energy-dir={out / '.energy'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     results: dict = json.loads((out / "results.json").read_text())
