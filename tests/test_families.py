@@ -362,3 +362,35 @@ def test_results_carry_family_metadata(pytester: pytest.Pytester, replay, result
     assert record["benchmark"]["metadata"]["bits"] == 8
     assert record["variant"]["metadata"]["scheme"] == "dynamic"
     json.dumps(data)  # strict JSON all the way down
+
+
+def test_a_variant_that_regresses_against_its_own_baseline_fails_the_gate(
+    pytester: pytest.Pytester, replay, results
+) -> None:
+    """Stored per variant, gated like any test: int8 got 30 % more expensive."""
+    int8 = [4.7, 4.75, 4.66, 4.72, 4.69]
+    run_family(
+        pytester,
+        replay,
+        REF,
+        {"int8": int8},
+        limits="max_energy_ratio=0.8",
+        args=("--energy-save-baseline",),
+    ).assert_outcomes(passed=2)
+    baseline = json.loads((pytester.path / ".energy" / "baselines" / "default.json").read_text())
+    (stored,) = baseline["classes"].values()
+    (entry,) = [e for nodeid, e in stored["tests"].items() if nodeid.endswith("[int8]")]
+    assert (entry["family"], entry["variant"]) == ("mlp", "int8")
+    heavier = [v * 1.3 for v in int8]
+    result = run_family(
+        pytester,
+        replay,
+        REF,
+        {"int8": heavier},
+        limits="max_energy_ratio=0.8",
+        args=("--energy-compare", "--energy-calibration=off"),
+    )
+    result.assert_outcomes(passed=2)  # 0.61x still meets the family's 0.8x limit ...
+    verdicts = {name: t["verdict"]["status"] for name, t in by_name(results()).items()}
+    assert verdicts["test_model[int8]"] == "regression"  # ... but not its own baseline
+    assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -459,3 +459,39 @@ def test_html_and_markdown_reports_are_written(pytester: pytest.Pytester, replay
     assert "Content-Security-Policy" in html
     summary = (pytester.path / "out" / "summary.md").read_text(encoding="utf-8")
     assert "test\\_first" in summary  # Markdown-escaped
+
+
+def test_intensity_provider_hook_supplies_a_live_figure(
+    pytester: pytest.Pytester, replay, results
+) -> None:
+    path = replay(traces.windows((3_600.0, 2.0)))  # 1 Wh
+    pytester.makeconftest(
+        """
+        from pytest_energy.carbon import LiveIntensity
+
+        class Contract:
+            name = "our-contract"
+
+            def intensity(self, region):
+                return LiveIntensity(g_per_kwh=100.0, zone=region, datetime="2026-11-26T10:00Z",
+                                     basis="operational", source="grid contract",
+                                     attribution="ACME Power")
+
+        def pytest_energy_intensity_provider(config):
+            return Contract()
+        """
+    )
+    pytester.makepyfile("def test_one(): pass\n")
+    result = pytester.runpytest(
+        "--energy",
+        f"--energy-meter=replay:{path}",
+        "--energy-idle-seconds=0",
+        "--energy-region=FR",
+        "--energy-json=results.json",
+    )
+    result.assert_outcomes(passed=1)
+    (test,) = results()["tests"]
+    assert test["carbon"]["intensity_g_per_kwh"] == 100.0
+    assert test["carbon"]["grams"] == pytest.approx(0.1)  # 1 Wh at 100 g/kWh
+    assert test["carbon"]["year"] == 2026
+    assert results()["session"]["carbon"]["kind"] == "live"
