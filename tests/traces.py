@@ -77,39 +77,14 @@ def write(path: Path, document: dict[str, Any]) -> Path:
 
 
 def benchmark_rounds(
-    round_joules: Sequence[float],
-    *,
-    round_seconds: float = 1.0,
-    method: str = "measured",
-    period: float = 0.01,
+    round_joules: Sequence[float], *, method: str = "measured", period: float = 0.01
 ) -> dict[str, Any]:
     """A trace for one test whose benchmark runs ``len(round_joules)`` rounds.
 
     Readings: the test's own window opens, each round opens and closes, the
     test's window closes. Between rounds the counter idles (no energy).
     """
-    energies = [0.0]
-    times = [0.0]
-    counter, clock = 0.0, 0.5
-    for joules in round_joules:
-        energies.append(counter)
-        times.append(clock)
-        counter += joules
-        clock += round_seconds
-        energies.append(counter)
-        times.append(clock)
-        clock += 0.1
-    energies.append(counter)
-    times.append(clock)
-    return trace(
-        energies,
-        times=times,
-        method=method,
-        period=period,
-        meter="nvml" if method == "measured" else "model",
-        domain="gpu:0" if method == "measured" else "cpu",
-        scope="gpu-board" if method == "measured" else "process-cpu",
-    )
+    return script("edge", *round_joules, "edge", method=method, period=period)
 
 
 def script(*steps: float | str, method: str = "measured", period: float = 0.01) -> dict[str, Any]:
@@ -129,14 +104,15 @@ def script(*steps: float | str, method: str = "measured", period: float = 0.01) 
         clock += 1.0
         energies.append(counter)
         times.append(clock)
+    measured = method == "measured"
     return trace(
         energies,
         times=times,
         method=method,
         period=period,
-        meter="nvml" if method == "measured" else "model",
-        domain="gpu:0" if method == "measured" else "cpu",
-        scope="gpu-board" if method == "measured" else "process-cpu",
+        meter="nvml" if measured else "model",
+        domain="gpu:0" if measured else "cpu",
+        scope="gpu-board" if measured else "process-cpu",
     )
 
 
