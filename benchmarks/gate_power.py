@@ -49,7 +49,7 @@ from pathlib import Path
 # Run from a checkout without installing: import the package next to this folder.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_energy.gate import (
+from pytest_energy.gate.rule import (
     DEFAULT_ALPHA,
     DEFAULT_MARGIN,
     DEFAULT_MAX_ROUNDS,

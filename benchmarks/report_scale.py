@@ -28,11 +28,11 @@ sys.path.insert(0, str(ROOT / "tests"))  # the record factory shared with the te
 
 from report_fixtures import scale_history, scale_record  # noqa: E402
 
+from pytest_energy.record import load  # noqa: E402
 from pytest_energy.report.annotations import github_annotations  # noqa: E402
 from pytest_energy.report.export import csv_text, github_action_benchmark  # noqa: E402
 from pytest_energy.report.html import render_html  # noqa: E402
 from pytest_energy.report.markdown import comment_body, summary_markdown  # noqa: E402
-from pytest_energy.results import load  # noqa: E402
 
 HTML_SECONDS = 2.0
 HTML_BYTES = 5_000_000

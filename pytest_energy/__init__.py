@@ -24,23 +24,23 @@ __all__ = [
 ]
 
 _LAZY = {
-    "EnergyBenchmark": ("pytest_energy.benchmark", "EnergyBenchmark"),
-    "Measurement": ("pytest_energy.results", "Measurement"),
-    "RunRecord": ("pytest_energy.results", "RunRecord"),
-    "TestResult": ("pytest_energy.results", "TestResult"),
-    "Verdict": ("pytest_energy.results", "Verdict"),
-    "load_results": ("pytest_energy.results", "load"),
-    "describe_model": ("pytest_energy.modelinfo", "describe_model"),
+    "EnergyBenchmark": ("pytest_energy.measure.benchmark", "EnergyBenchmark"),
+    "Measurement": ("pytest_energy.record", "Measurement"),
+    "RunRecord": ("pytest_energy.record", "RunRecord"),
+    "TestResult": ("pytest_energy.record", "TestResult"),
+    "Verdict": ("pytest_energy.record", "Verdict"),
+    "load_results": ("pytest_energy.record", "load"),
+    "describe_model": ("pytest_energy.measure.model_info", "describe_model"),
     "MeterInfo": ("pytest_energy.meters.base", "MeterInfo"),
     "Reading": ("pytest_energy.meters.base", "Reading"),
 }
 
 if TYPE_CHECKING:
-    from .benchmark import EnergyBenchmark
-    from .meters.base import MeterInfo, Reading
-    from .modelinfo import describe_model
-    from .results import Measurement, RunRecord, TestResult, Verdict
-    from .results import load as load_results
+    from pytest_energy.measure.benchmark import EnergyBenchmark
+    from pytest_energy.measure.model_info import describe_model
+    from pytest_energy.meters.base import MeterInfo, Reading
+    from pytest_energy.record import Measurement, RunRecord, TestResult, Verdict
+    from pytest_energy.record import load as load_results
 
 
 def __getattr__(name: str) -> Any:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .results import RunRecord, TestResult
+    from pytest_energy.record import RunRecord, TestResult
 
 
 def pytest_energy_update_machine_info(config: pytest.Config, machine: dict[str, Any]) -> None:

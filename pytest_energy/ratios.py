@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from .stats import LogRatio, paired_log_ratio, welch_log_ratio
+from pytest_energy.stats import LogRatio, paired_log_ratio, welch_log_ratio
 
 __all__ = [
     "Direction",

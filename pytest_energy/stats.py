@@ -28,7 +28,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .results import Summary
+from pytest_energy.record import Summary
 
 __all__ = [
     "LogRatio",

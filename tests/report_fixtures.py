@@ -14,7 +14,7 @@ import random
 from dataclasses import replace
 from typing import Any
 
-from pytest_energy.results import (
+from pytest_energy.record import (
     SCHEMA_VERSION,
     Benchmark,
     Carbon,

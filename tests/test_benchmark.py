@@ -8,7 +8,7 @@ import pytest
 import traces
 from conftest import by_name
 
-from pytest_energy.benchmark import calls_for_window, target_window
+from pytest_energy.measure.benchmark import calls_for_window, target_window
 
 PEDANTIC = """
 import pytest

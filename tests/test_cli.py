@@ -78,7 +78,7 @@ def test_report_with_a_json_history(
 def test_report_with_the_sqlite_history(
     results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_energy.history import History
+    from pytest_energy.storage.history import History
 
     db = tmp_path / "history.sqlite"
     for _ in range(3):
@@ -272,7 +272,7 @@ def test_bad_option_values(results: Path, capsys: pytest.CaptureFixture[str]) ->
 def test_comment_is_imported_lazily_and_fails_in_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "pytest_energy.github", None)  # as if it were missing
+    monkeypatch.setitem(sys.modules, "pytest_energy.cli.comment", None)  # as if it were missing
     status, out, err = run(capsys, "comment", "--body-file", "x.md")
     assert (status, out) == (2, "")
     line = one_error_line(err)
@@ -285,7 +285,7 @@ def test_other_commands_do_not_import_the_github_module(results: Path) -> None:
     code = (
         "import sys; from pytest_energy import cli; "
         f"cli.main(['summary', {str(results)!r}]); "
-        "print('pytest_energy.github' in sys.modules, file=sys.stderr)"
+        "print('pytest_energy.cli.comment' in sys.modules, file=sys.stderr)"
     )
     done = subprocess.run(
         [sys.executable, "-c", code],

@@ -12,8 +12,8 @@ import math
 
 import pytest
 
-from pytest_energy import gate
-from pytest_energy.gate import (
+from pytest_energy.gate import rule as gate
+from pytest_energy.gate.rule import (
     GateInput,
     confirmation_rounds,
     decide,
@@ -35,7 +35,7 @@ from pytest_energy.ratios import (
     paired_ratio,
     ratio_limit_met,
 )
-from pytest_energy.results import Verdict
+from pytest_energy.record import Verdict
 
 # Normal scores with mean 0 over every block of 5 and of 10.
 SCORES = (-1.2816, 1.2816, -0.5244, 0.5244, 0.0, -0.8416, 0.8416, -0.2533, 0.2533, 0.0)

@@ -360,7 +360,7 @@ def test_history_records_every_run(pytester: pytest.Pytester, mode: list[str]) -
     pytester.makepyfile("def test_one(): pass\n")
     for _ in range(2):
         pytester.runpytest("--energy", "--energy-meter=model", "-p", "xdist", *mode)
-    from pytest_energy.history import History
+    from pytest_energy.storage.history import History
 
     rows = History(pytester.path / ".energy" / "history.sqlite").trend(None)
     assert len(rows) == 2

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from pytest_energy import github
+from pytest_energy.cli import comment as github
 
 TOKEN = "ghs_fakeTokenValue0123456789abcdef"
 BOT = "github-actions[bot]"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_energy import gpu_sync
-from pytest_energy.gpu_sync import synchronize_cuda
+from pytest_energy.measure import gpu_sync
+from pytest_energy.measure.gpu_sync import synchronize_cuda
 
 
 class FakeCuda:
@@ -111,7 +111,7 @@ def test_real_torch_without_cuda_work_is_not_initialised() -> None:
     repo = Path(gpu_sync.__file__).resolve().parents[1]
     script = (
         "import torch\n"
-        "from pytest_energy.gpu_sync import synchronize_cuda\n"
+        "from pytest_energy.measure.gpu_sync import synchronize_cuda\n"
         "print(synchronize_cuda(), torch.cuda.is_initialized())\n"
     )
     env = dict(os.environ, PYTHONPATH=str(repo))

@@ -12,16 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_energy.history import (
-    APPLICATION_ID,
-    SCHEMA_VERSION,
-    History,
-    HistoryError,
-    TrendPoint,
-    format_trend,
-    sparkline,
-)
-from pytest_energy.results import (
+from pytest_energy.record import (
     Benchmark,
     Machine,
     Measurement,
@@ -31,6 +22,15 @@ from pytest_energy.results import (
     Summary,
     TestResult,
     Verdict,
+)
+from pytest_energy.storage.history import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    History,
+    HistoryError,
+    TrendPoint,
+    format_trend,
+    sparkline,
 )
 
 H100 = "cpu=Xeon 8480|gpu=H100|measured"
@@ -417,8 +417,8 @@ def test_a_directory_at_the_history_path(history: History) -> None:
 APPENDER = """
 import sys
 from pathlib import Path
-from pytest_energy import results
-from pytest_energy.history import History
+from pytest_energy import record as results
+from pytest_energy.storage.history import History
 
 record = results.load(Path(sys.argv[1]))
 history = History(Path(sys.argv[2]))

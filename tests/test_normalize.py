@@ -11,8 +11,9 @@ import json
 
 import pytest
 
-from pytest_energy.gatekeeper import Gatekeeper
-from pytest_energy.results import (
+from pytest_energy.config.settings import Settings
+from pytest_energy.gate.run_gate import Gatekeeper
+from pytest_energy.record import (
     SCHEMA_VERSION,
     Benchmark,
     Machine,
@@ -23,8 +24,7 @@ from pytest_energy.results import (
     Summary,
     TestResult,
 )
-from pytest_energy.settings import Settings
-from pytest_energy.store import BaselineEntry, baseline_entries, normalized_per_unit
+from pytest_energy.storage.baselines import BaselineEntry, baseline_entries, normalized_per_unit
 
 MACHINE = Machine(
     "CPU",

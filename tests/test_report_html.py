@@ -27,10 +27,10 @@ from report_fixtures import (
 )
 
 import pytest_energy
+from pytest_energy.record import SCHEMA_VERSION, RunRecord
 from pytest_energy.report import format as fmt
 from pytest_energy.report import html as report_html
 from pytest_energy.report.html import render_html, template_dir
-from pytest_energy.results import SCHEMA_VERSION, RunRecord
 
 VOID = {"meta", "link", "br", "wbr", "img", "input", "hr", "col", "source", "area", "base"}
 

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import traces
 
-from pytest_energy.results_schema import build_schema
+from pytest_energy.record_schema import build_schema
 
 SCHEMA = Path(__file__).resolve().parents[1] / "pytest_energy" / "schema" / "results.schema.json"
 
 
 def test_committed_schema_is_current() -> None:
     assert json.loads(SCHEMA.read_text()) == build_schema(), (
-        "regenerate: python -m pytest_energy.results_schema "
+        "regenerate: python -m pytest_energy.record_schema "
         "> pytest_energy/schema/results.schema.json"
     )
 

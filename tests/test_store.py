@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pytest_energy.results import (
+from pytest_energy.record import (
     Benchmark,
     Machine,
     Measurement,
@@ -27,7 +27,7 @@ from pytest_energy.results import (
     Summary,
     TestResult,
 )
-from pytest_energy.store import (
+from pytest_energy.storage.baselines import (
     FORMAT_VERSION,
     Baseline,
     BaselineError,
@@ -719,8 +719,8 @@ def test_a_directory_instead_of_a_file(store: BaselineStore) -> None:
 WRITER = """
 import sys
 from pathlib import Path
-from pytest_energy import results
-from pytest_energy.store import BaselineStore
+from pytest_energy import record as results
+from pytest_energy.storage.baselines import BaselineStore
 
 record_path, directory, worker, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 record = results.load(Path(record_path))

@@ -17,7 +17,7 @@ Nothing here reads the bundled tables until a region or the default is resolved.
 
 from __future__ import annotations
 
-from .convert import (
+from pytest_energy.carbon.convert import (
     ATTRIBUTION,
     JOULES_PER_KWH,
     attribution_line,
@@ -31,7 +31,7 @@ from .convert import (
     session_record,
     validate_co2e_budget,
 )
-from .factors import (
+from pytest_energy.carbon.factors import (
     DEFAULT_PUE,
     EMBODIED_PRESETS,
     PUE_PRESETS,
@@ -40,16 +40,21 @@ from .factors import (
     parse_embodied,
     parse_pue,
 )
-from .intensity import IntensityChoice, find_region, provenance_line, resolve_intensity
-from .live import (
+from pytest_energy.carbon.intensity import (
+    IntensityChoice,
+    find_region,
+    provenance_line,
+    resolve_intensity,
+)
+from pytest_energy.carbon.live import (
     ElectricityMapsProvider,
     IntensityProvider,
     LiveIntensity,
     apply_live_intensity,
     make_provider,
 )
-from .tables import IntensityRow, Tables, bundled_tables
-from .values import CarbonDataError, CarbonError
+from pytest_energy.carbon.tables import IntensityRow, Tables, bundled_tables
+from pytest_energy.carbon.values import CarbonDataError, CarbonError
 
 __all__ = [
     "ATTRIBUTION",

@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..results import Carbon
-from .factors import DEFAULT_PUE, EmbodiedChoice, PueChoice
-from .intensity import IntensityChoice, provenance_line
-from .tables import DATASETS, Tables, bundled_tables
-from .values import CarbonError, format_number, parse_number
+from pytest_energy.carbon.factors import DEFAULT_PUE, EmbodiedChoice, PueChoice
+from pytest_energy.carbon.intensity import IntensityChoice, provenance_line
+from pytest_energy.carbon.tables import DATASETS, Tables, bundled_tables
+from pytest_energy.carbon.values import CarbonError, format_number, parse_number
+from pytest_energy.record import Carbon
 
 JOULES_PER_KWH = 3_600_000.0
 

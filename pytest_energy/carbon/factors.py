@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .values import CarbonError, format_number, parse_number
+from pytest_energy.carbon.values import CarbonError, format_number, parse_number
 
 #: Eco-CI amortises over ``60*60*24*365*4 = 126144000`` seconds for 4 years, i.e.
 #: 365-day years; we use the same so that our figures match theirs.

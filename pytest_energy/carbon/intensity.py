@@ -14,9 +14,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from .countries import ALIASES, ALPHA2_TO_ALPHA3
-from .tables import CLOUD_PROVIDERS, WORLD, Basis, IntensityRow, Tables, bundled_tables
-from .values import CarbonError, format_number, origin_of, parse_number
+from pytest_energy.carbon.countries import ALIASES, ALPHA2_TO_ALPHA3
+from pytest_energy.carbon.tables import (
+    CLOUD_PROVIDERS,
+    WORLD,
+    Basis,
+    IntensityRow,
+    Tables,
+    bundled_tables,
+)
+from pytest_energy.carbon.values import CarbonError, format_number, origin_of, parse_number
 
 Kind = Literal["explicit", "region", "world", "live"]
 _EXAMPLES = "a country code (FR, FRA), WORLD, or aws:us-east-1, gcp:europe-west1, azure:westeurope"

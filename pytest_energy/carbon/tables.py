@@ -25,7 +25,7 @@ from decimal import Decimal, InvalidOperation
 from importlib import resources
 from typing import Literal
 
-from .values import CarbonDataError
+from pytest_energy.carbon.values import CarbonDataError
 
 COUNTRIES_FILE = "grid-intensity-countries.csv"
 CLOUD_FILE = "grid-intensity-cloud-regions.csv"

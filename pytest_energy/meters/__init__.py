@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import (
+from pytest_energy.meters.base import (
     DomainInfo,
     Meter,
     MeterError,
@@ -128,10 +128,10 @@ class MeterSet:
 
 def _open_counter(name: str, rapl_root: Path) -> Meter:
     if name == "rapl":
-        from .rapl import RaplMeter
+        from pytest_energy.meters.rapl import RaplMeter
 
         return RaplMeter.open(rapl_root)
-    from .nvml import NvmlMeter
+    from pytest_energy.meters.nvml import NvmlMeter
 
     return NvmlMeter.open()
 
@@ -150,11 +150,11 @@ def open_meters(
     every counter that opens and falls back to the model, saying why.
     """
     if spec.replay_path is not None:
-        from .replay import ReplayMeter
+        from pytest_energy.meters.replay import ReplayMeter
 
         return MeterSet([ReplayMeter.from_file(spec.replay_path)])
     if spec.names == ("model",):
-        from .model import ModelMeter
+        from pytest_energy.meters.model import ModelMeter
 
         return MeterSet([ModelMeter(model_watts)])
     if spec.names != ("auto",):
@@ -173,7 +173,7 @@ def open_meters(
             continue
     if meters:
         return MeterSet(meters, notices)
-    from .model import ModelMeter
+    from pytest_energy.meters.model import ModelMeter
 
     notices.append("no readable energy counter; energy is modelled from CPU time")
     return MeterSet([ModelMeter(model_watts)], notices)

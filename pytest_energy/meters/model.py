@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 
-from .base import DomainInfo, MeterInfo, Reading, clock
+from pytest_energy.meters.base import DomainInfo, MeterInfo, Reading, clock
 
 #: Watts per busy vCPU at 100 % utilisation: Cloud Carbon Footprint's average
 #: "max watts" coefficient for AWS, derived from SPECpower results

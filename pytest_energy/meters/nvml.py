@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from .base import DomainInfo, MeterError, MeterInfo, MeterUnavailable, Reading, clock, counter_delta
+from pytest_energy.meters.base import (
+    DomainInfo,
+    MeterError,
+    MeterInfo,
+    MeterUnavailable,
+    Reading,
+    clock,
+    counter_delta,
+)
 
 __all__ = ["NOTE_GPU_SHARED", "NvmlMeter"]
 

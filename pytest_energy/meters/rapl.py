@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import (
+from pytest_energy.meters.base import (
     DomainInfo,
     MeterError,
     MeterInfo,

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import (
+from pytest_energy.meters.base import (
     DomainInfo,
     MeterError,
     MeterInfo,

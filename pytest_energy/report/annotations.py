@@ -17,9 +17,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ..results import RunRecord, TestResult
-from . import format as fmt
-from . import overview, variant_label
+from pytest_energy.record import RunRecord, TestResult
+from pytest_energy.report import format as fmt
+from pytest_energy.report.overview import overview, variant_label
 
 __all__ = [
     "MAX_PER_KIND",

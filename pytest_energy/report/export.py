@@ -21,9 +21,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from ..results import RunRecord, TestResult
-from . import format as fmt
-from . import per_unit
+from pytest_energy.record import RunRecord, TestResult
+from pytest_energy.report import format as fmt
+from pytest_energy.report.overview import per_unit
 
 __all__ = ["CSV_COLUMNS", "FORMATS", "csv_text", "export", "github_action_benchmark"]
 

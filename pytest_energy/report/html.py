@@ -22,9 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest_energy
-
-from ..results import FLAGS, Benchmark, FamilyRecord, RunRecord, TestResult, VariantRecord
-from . import (
+from pytest_energy.record import (
+    FLAGS,
+    Benchmark,
+    FamilyRecord,
+    RunRecord,
+    TestResult,
+    VariantRecord,
+)
+from pytest_energy.report import format as fmt
+from pytest_energy.report.overview import (
     Label,
     Overview,
     budget_breaches,
@@ -35,7 +42,6 @@ from . import (
     variant_label,
     verdict_label,
 )
-from . import format as fmt
 
 __all__ = [
     "ID_DISPLAY_LIMIT",

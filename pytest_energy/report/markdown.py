@@ -17,8 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from ..results import FamilyRecord, RunRecord, TestResult, VariantRecord
-from . import (
+from pytest_energy.record import FamilyRecord, RunRecord, TestResult, VariantRecord
+from pytest_energy.report import format as fmt
+from pytest_energy.report.overview import (
     Overview,
     budget_breaches,
     carbon_sources,
@@ -28,7 +29,6 @@ from . import (
     variant_label,
     verdict_label,
 )
-from . import format as fmt
 
 __all__ = [
     "COMMENT_MARKER",

@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..results import FLAGS, RunRecord, TestResult
-from . import format as fmt
+from pytest_energy.record import FLAGS, RunRecord, TestResult
+from pytest_energy.report import format as fmt
 
 #: Test ids are cut (keeping their end, where parametrize values are) to fit a line.
 ID_WIDTH = 70

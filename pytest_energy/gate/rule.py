@@ -117,8 +117,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .results import FLAGS, SuiteCheck, Verdict, VerdictStatus
-from .stats import (
+from pytest_energy.record import FLAGS, SuiteCheck, Verdict, VerdictStatus
+from pytest_energy.stats import (
     LogRatio,
     history_log_ratio,
     normal_cdf,

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .results import Carbon, Measurement
-from .settings import SettingError, Settings
+from pytest_energy.config.settings import SettingError, Settings
+from pytest_energy.record import Carbon, Measurement
 
 if TYPE_CHECKING:
     import pytest
 
-    from .carbon import EmbodiedChoice, IntensityChoice, IntensityProvider, PueChoice
+    from pytest_energy.carbon import EmbodiedChoice, IntensityChoice, IntensityProvider, PueChoice
 
 
 def _origins(settings: Settings) -> dict[str, str]:
@@ -45,7 +45,7 @@ class SessionCarbon:
         cls, settings: Settings, config: pytest.Config | None = None, *, live: bool = True
     ) -> SessionCarbon:
         """Validate the carbon settings; raise SettingError with a one-line message."""
-        from .carbon import (
+        from pytest_energy.carbon import (
             CarbonError,
             apply_live_intensity,
             make_provider,
@@ -81,7 +81,7 @@ class SessionCarbon:
         """CO2e of a test's window, and of one unit of work for a benchmark."""
         from dataclasses import replace
 
-        from .carbon import carbon_for, grams_co2e
+        from pytest_energy.carbon import carbon_for, grams_co2e
 
         carbon = carbon_for(
             measurement.total_j,
@@ -97,12 +97,12 @@ class SessionCarbon:
         )
 
     def header_line(self) -> str:
-        from .carbon import header_line
+        from pytest_energy.carbon import header_line
 
         return header_line(self.choice, self.pue, self.embodied)
 
     def session_record(self, total_grams: float | None) -> dict[str, Any]:
-        from .carbon import cleaner_region_hint, provenance_line, session_record
+        from pytest_energy.carbon import cleaner_region_hint, provenance_line, session_record
 
         record = session_record(self.choice, self.pue, self.embodied, list(self.notices))
         record["line"] = provenance_line(self.choice) + (
@@ -121,7 +121,7 @@ class SessionCarbon:
         return self.choice.value * self.pue.value / 3_600_000.0
 
     def check_budget(self, max_gco2e: float, where: str) -> None:
-        from .carbon import CarbonError, validate_co2e_budget
+        from pytest_energy.carbon import CarbonError, validate_co2e_budget
 
         try:
             validate_co2e_budget(max_gco2e, self.choice, where=where)

@@ -20,10 +20,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from .gate import GateInput, evaluate, not_gated, not_gated_for_flags, screen, session_stability
-from .results import GateRecord, Machine, RunRecord, SuiteCheck, TestResult, Verdict
-from .settings import SettingError, Settings
-from .store import (
+from pytest_energy.config.settings import SettingError, Settings
+from pytest_energy.gate.rule import (
+    GateInput,
+    evaluate,
+    not_gated,
+    not_gated_for_flags,
+    screen,
+    session_stability,
+)
+from pytest_energy.record import GateRecord, Machine, RunRecord, SuiteCheck, TestResult, Verdict
+from pytest_energy.storage.baselines import (
     BaselineEntry,
     BaselineError,
     BaselineStore,
@@ -107,7 +114,7 @@ class Gatekeeper:
     def _from_history(
         cls, settings: Settings, machine: Machine | None, branch: str | None
     ) -> Gatekeeper:
-        from .history import History, HistoryError
+        from pytest_energy.storage.history import History, HistoryError
 
         k = settings.history_baseline
         assert k is not None and settings.history is not None

@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
-from .results import Benchmark, Measurement, Quality, Round
-from .settings import SettingError, TestSettings
+from pytest_energy.config.settings import SettingError, TestSettings
+from pytest_energy.record import Benchmark, Measurement, Quality, Round
 
 if TYPE_CHECKING:
-    from .families import FamilySpec, ReferenceRun
-    from .run import EnergyRun
-    from .window import EnergyWindow
+    from pytest_energy.measure.families import FamilySpec, ReferenceRun
+    from pytest_energy.measure.window import EnergyWindow
+    from pytest_energy.plugin.hooks import EnergyRun
 
 R = TypeVar("R")
 
@@ -100,14 +100,14 @@ class EnergyBenchmark:
 
     @classmethod
     def for_request(cls, request: pytest.FixtureRequest) -> EnergyBenchmark:
-        from .plugin import RUN_PLUGIN_NAME
+        from pytest_energy.plugin import RUN_PLUGIN_NAME
 
         run = request.config.pluginmanager.get_plugin(RUN_PLUGIN_NAME)
         if run is not None and run.settings.benchmark_disable:
             run = None
         benchmark = cls(request, run)
         if run is not None:
-            from .run import BENCHMARK
+            from pytest_energy.plugin.hooks import BENCHMARK
 
             request.node.stash[BENCHMARK] = benchmark
             request.addfinalizer(benchmark._finalize)
@@ -353,9 +353,9 @@ class EnergyBenchmark:
         ratio from 21 % to 0.7 %. The round keeps the work's joules and records the
         calibration's joules per call next to them.
         """
-        from .gatekeeper import calibration_work
-        from .meters import MeterError
-        from .window import RESOLUTION_PERIODS
+        from pytest_energy.gate.run_gate import calibration_work
+        from pytest_energy.measure.window import RESOLUTION_PERIODS
+        from pytest_energy.meters import MeterError
 
         run = self._run
         assert run is not None
@@ -491,7 +491,7 @@ class EnergyBenchmark:
         spec = self._family
         if spec is None or spec.max_energy_ratio is None or len(reference) < 2:
             return False
-        from .stats import paired_log_ratio
+        from pytest_energy.stats import paired_log_ratio
 
         try:
             low, high = paired_log_ratio(reference, variant).interval(0.95)
@@ -502,7 +502,7 @@ class EnergyBenchmark:
     # -- judging -------------------------------------------------------------------------
 
     def _judge_budgets(self) -> None:
-        from .budgets import judge_benchmark
+        from pytest_energy.gate.budgets import judge_benchmark
 
         run, settings, result = self._run, self._settings, self.result
         if run is None or settings is None or result is None or not settings.budgets:
@@ -517,7 +517,7 @@ class EnergyBenchmark:
             run.grams_per_joule(),
         )
         self.budget_notes = [note.as_dict() for note in notes]
-        from .run import _location
+        from pytest_energy.plugin.hooks import _location
 
         for note in notes:
             note.enforce(_location(self._request.node))
@@ -525,7 +525,7 @@ class EnergyBenchmark:
     def _register_reference(
         self, call: Callable[[], object], calls: int, units: float, unit: str
     ) -> None:
-        from .families import ReferenceRun
+        from pytest_energy.measure.families import ReferenceRun
 
         run, spec, result = self._run, self._family, self.result
         assert run is not None and spec is not None and result is not None
@@ -554,7 +554,7 @@ class EnergyBenchmark:
 
     def _judge_family(self) -> None:
         """Judge a variant against its limits once energy and quality are known."""
-        from .families import hardware_mismatch, judge_variant, quality_ratios
+        from pytest_energy.measure.families import hardware_mismatch, judge_variant, quality_ratios
 
         spec, result, run = self._family, self.result, self._run
         if spec is None or result is None or run is None:
@@ -568,7 +568,7 @@ class EnergyBenchmark:
             return
         if spec.min_quality_ratio is not None and not self._qualities:
             return  # quality() has not been called yet; the finalizer insists on it
-        from .stats import paired_log_ratio
+        from pytest_energy.stats import paired_log_ratio
 
         reference, variant = self._paired
         estimate = paired_log_ratio(reference, variant)
@@ -620,7 +620,7 @@ class EnergyBenchmark:
         # it must not fail suites that turn warnings into errors.
 
     def _environment(self) -> dict[str, Any]:
-        from .modelinfo import environment
+        from pytest_energy.measure.model_info import environment
 
         machine = self._run.session.machine if self._run is not None else None
         if machine is None:
@@ -667,7 +667,7 @@ def _benchmark(
     confirmation: int,
     metadata: Mapping[str, Any],
 ) -> Benchmark:
-    from .stats import summarize
+    from pytest_energy.stats import summarize
 
     mine = [r for r in rounds if r.role != "reference"]
     per_call = [r.total_j / r.calls for r in mine]

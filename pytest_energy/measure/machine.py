@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .meters import MeterInfo
-from .results import Machine
+from pytest_energy.meters import MeterInfo
+from pytest_energy.record import Machine
 
 #: CPU flags that decide low-precision speed (int8 VNNI, bf16, AMX): a baseline
 #: taken with them does not transfer to a CPU without them.

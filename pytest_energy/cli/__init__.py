@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from . import __version__
-from .results import ResultsError, RunRecord, load, write_atomic
+from pytest_energy import __version__
+from pytest_energy.record import ResultsError, RunRecord, load, write_atomic
 
 __all__ = [
     "COMMANDS",
@@ -181,7 +181,7 @@ def load_history(path: Path, record: RunRecord) -> dict[str, list[float]]:
         return _history_from_json(path, text)
     import sqlite3
 
-    from .history import History, HistoryError
+    from pytest_energy.storage.history import History, HistoryError
 
     try:
         return History(path).last_runs(record.session.machine.hardware_class, None, HISTORY_POINTS)
@@ -190,7 +190,7 @@ def load_history(path: Path, record: RunRecord) -> dict[str, list[float]]:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report.html import render_html
+    from pytest_energy.report.html import render_html
 
     record = load_results(args.results)
     history = load_history(args.history, record) if args.history else None
@@ -210,7 +210,7 @@ def _summary_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from .report.markdown import summary_markdown
+    from pytest_energy.report.markdown import summary_markdown
 
     write_output(summary_markdown(load_results(args.results)), args.output)
     return 0
@@ -229,7 +229,7 @@ def _annotate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _annotate(args: argparse.Namespace) -> int:
-    from .report.annotations import github_annotations
+    from pytest_energy.report.annotations import github_annotations
 
     if args.max_per_kind < 0:
         raise CommandError("--max-per-kind must be 0 or more")
@@ -249,7 +249,7 @@ def _comment_body_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _comment_body(args: argparse.Namespace) -> int:
-    from .report.markdown import comment_body
+    from pytest_energy.report.markdown import comment_body
 
     if not (args.marker.startswith("<!--") and args.marker.endswith("-->")) or "\n" in args.marker:
         raise CommandError("--marker must be one HTML comment, like '<!-- pytest-energy -->'")
@@ -269,7 +269,7 @@ def _export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .report.export import export
+    from pytest_energy.report.export import export
 
     write_output(export(load_results(args.results), args.format), args.output)
     return 0
@@ -296,20 +296,20 @@ COMMANDS: list[Command] = [
     Command(
         "compare",
         "Gate HEAD results against BASE results; exit 1 on a regression.",
-        "pytest_energy.gate_cli:add_compare_arguments",
-        "pytest_energy.gate_cli:run_compare",
+        "pytest_energy.cli.compare:add_compare_arguments",
+        "pytest_energy.cli.compare:run_compare",
     ),
     Command(
         "history",
         "Show tests' energy over past runs from the SQLite history.",
-        "pytest_energy.gate_cli:add_history_arguments",
-        "pytest_energy.gate_cli:run_history",
+        "pytest_energy.cli.compare:add_history_arguments",
+        "pytest_energy.cli.compare:run_history",
     ),
     Command(
         "comment",
         "Create or update the pull-request comment on GitHub.",
-        "pytest_energy.github:add_comment_arguments",
-        "pytest_energy.github:run_comment",
+        "pytest_energy.cli.comment:add_comment_arguments",
+        "pytest_energy.cli.comment:run_comment",
     ),
 ]
 

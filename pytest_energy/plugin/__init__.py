@@ -13,19 +13,19 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .benchmark import EnergyBenchmark
+    from pytest_energy.measure.benchmark import EnergyBenchmark
 
 RUN_PLUGIN_NAME = "energy-run"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from . import hookspecs
+    from pytest_energy import hookspecs
 
     pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from .options import OPTIONS
+    from pytest_energy.config.options import OPTIONS
 
     group = parser.getgroup("energy", "energy measurement (pytest-energy)")
     for option in OPTIONS:
@@ -81,7 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_SIGNATURE)
     if getattr(config.option, "help", False) or not _switched_on(config):
         return
-    from .settings import SettingError, Settings
+    from pytest_energy.config.settings import SettingError, Settings
 
     try:
         settings = Settings.from_config(config)
@@ -89,7 +89,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     if not settings.enabled:
         return
-    from .run import EnergyRun
+    from pytest_energy.plugin.hooks import EnergyRun
 
     config.pluginmanager.register(EnergyRun.start(config, settings), RUN_PLUGIN_NAME)
 
@@ -101,6 +101,6 @@ def energy_benchmark(request: pytest.FixtureRequest) -> EnergyBenchmark:
     Without ``--energy`` (or with ``--energy-benchmark-disable``) the function is
     called once and nothing is measured.
     """
-    from .benchmark import EnergyBenchmark
+    from pytest_energy.measure.benchmark import EnergyBenchmark
 
     return EnergyBenchmark.for_request(request)

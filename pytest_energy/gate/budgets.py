@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from .results import Benchmark, Measurement
-from .settings import TestSettings
+from pytest_energy.config.settings import TestSettings
+from pytest_energy.record import Benchmark, Measurement
 
 _LABELS = {
     "max_joules": ("J per call", "J"),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
-    from .meters import MeterSpec
+    from pytest_energy.meters import MeterSpec
 
 Kind = Literal["value", "flag", "optional"]
 
@@ -153,7 +153,7 @@ def parse_optional_path(text: str) -> Path | None:
 
 def parse_meter(text: str) -> MeterSpec:
     # Imported here: the option table is read on every pytest start, meters only with --energy.
-    from .meters import parse_meter_spec
+    from pytest_energy.meters import parse_meter_spec
 
     return parse_meter_spec(text)
 

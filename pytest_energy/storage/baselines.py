@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_energy.results import RunRecord, TestResult, write_atomic
+from pytest_energy.record import RunRecord, TestResult, write_atomic
 
 __all__ = [
     "DEFAULT_DIRECTORY",

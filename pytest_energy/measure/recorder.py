@@ -16,9 +16,11 @@ from typing import Any, Literal
 
 import pytest
 
-from . import __version__
-from .meters import MeterError, MeterSet, open_meters
-from .results import (
+from pytest_energy import __version__
+from pytest_energy.config.settings import Settings
+from pytest_energy.measure.window import EnergyWindow, gpu_synchronizer, measurement_between
+from pytest_energy.meters import MeterError, MeterSet, open_meters
+from pytest_energy.record import (
     SCHEMA_VERSION,
     Idle,
     Machine,
@@ -31,8 +33,6 @@ from .results import (
     to_plain,
     write_atomic,
 )
-from .settings import Settings
-from .window import EnergyWindow, gpu_synchronizer, measurement_between
 
 Role = Literal["serial", "worker", "controller"]
 
@@ -106,7 +106,7 @@ class EnergySession:
         self._calibration_call_s: float | None = None
         self.machine: Machine | None = None
         if self.meters is not None:
-            from .machine import fingerprint
+            from pytest_energy.measure.machine import fingerprint
 
             self.machine = fingerprint(
                 self.meters.infos, self.meters.method, __version__, pytest.__version__
@@ -174,8 +174,8 @@ class EnergySession:
         more than 2 % more energy at the end, the machine changed (thermal
         state, clocks, background load) and energy alone must not fail the build.
         """
-        from .benchmark import calls_for_window, target_window, time_per_call
-        from .gatekeeper import calibration_work
+        from pytest_energy.gate.run_gate import calibration_work
+        from pytest_energy.measure.benchmark import calls_for_window, target_window, time_per_call
 
         if self.meters is None or self.failure is not None:
             return []
@@ -225,8 +225,8 @@ class EnergySession:
 
     def calibration_calls(self, seconds: float) -> int:
         """Calls of the calibration workload that take about ``seconds``."""
-        from .benchmark import time_per_call
-        from .gatekeeper import calibration_work
+        from pytest_energy.gate.run_gate import calibration_work
+        from pytest_energy.measure.benchmark import time_per_call
 
         if self._calibration_call_s is None:
             self._calibration_call_s = time_per_call(calibration_work, 0.02)
@@ -335,7 +335,7 @@ def _totals(results: list[TestResult], idle: Idle | None) -> dict[str, float]:
 
 def _fallback_machine(method: str) -> Machine:
     """A fingerprint without meter details, when no worker reported one."""
-    from .machine import fingerprint
+    from pytest_energy.measure.machine import fingerprint
 
     return fingerprint((), method, __version__, pytest.__version__)
 

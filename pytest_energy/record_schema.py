@@ -3,7 +3,7 @@
 The committed ``schema/results.schema.json`` is this function's output; a test
 keeps the two equal, so the schema cannot drift from what the plugin writes.
 Regenerate with
-``python -m pytest_energy.results_schema > pytest_energy/schema/results.schema.json``.
+``python -m pytest_energy.record_schema > pytest_energy/schema/results.schema.json``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import typing
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any
 
-from . import results
+from pytest_energy import record as results
 
 SCHEMA_ID = "https://github.com/pytest-energy/pytest-energy/schema/results.schema.json"
 _TYPED_DICTS = {"GateRecord", "SuiteCheck", "FamilyRecord", "VariantRecord"}

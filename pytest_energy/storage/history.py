@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_energy.results import ResultsError, RunRecord
-from pytest_energy.store import energy_per_unit, prepare_directory
+from pytest_energy.record import ResultsError, RunRecord
+from pytest_energy.storage.baselines import energy_per_unit, prepare_directory
 
 __all__ = [
     "DEFAULT_PATH",

@@ -13,9 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import CommandError, add_output_argument, load_results, write_output
-from .options import parse_percent
-from .settings import SettingError, Settings
+from pytest_energy.cli import CommandError, add_output_argument, load_results, write_output
+from pytest_energy.config.options import parse_percent
+from pytest_energy.config.settings import SettingError, Settings
 
 
 def _percent(text: str) -> float:
@@ -53,8 +53,8 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from .gatekeeper import Gatekeeper
-    from .report.terminal import write_regressions
+    from pytest_energy.gate.run_gate import Gatekeeper
+    from pytest_energy.report.terminal import write_regressions
 
     if args.margin >= args.fail:
         raise CommandError("--margin must be below --fail")
@@ -101,7 +101,7 @@ def add_history_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_history(args: argparse.Namespace) -> int:
-    from .history import History, HistoryError, format_trend
+    from pytest_energy.storage.history import History, HistoryError, format_trend
 
     if not args.history.exists():
         raise CommandError(f"no history at {args.history}; run pytest --energy first")

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from .results import FamilyRecord, Quality, VariantRecord
-from .settings import SettingError, marker_options
+from pytest_energy.config.settings import SettingError, marker_options
+from pytest_energy.record import FamilyRecord, Quality, VariantRecord
 
 #: Metadata keys that describe where a variant ran; variants that disagree on
 #: any of them are not comparable (e.g. one on cuda, one on cpu).

@@ -15,12 +15,19 @@ from typing import Any
 
 import pytest
 
-from .emissions import SessionCarbon
-from .gatekeeper import Gatekeeper, save_or_update
-from .meters import MeterUnavailable
-from .results import Measurement, RunRecord, TestResult, from_plain, to_plain, write_atomic
-from .session import EnergySession, Role
-from .settings import SettingError, Settings, TestSettings, marker_options
+from pytest_energy.carbon.accounting import SessionCarbon
+from pytest_energy.config.settings import SettingError, Settings, TestSettings, marker_options
+from pytest_energy.gate.run_gate import Gatekeeper, save_or_update
+from pytest_energy.measure.recorder import EnergySession, Role
+from pytest_energy.meters import MeterUnavailable
+from pytest_energy.record import (
+    Measurement,
+    RunRecord,
+    TestResult,
+    from_plain,
+    to_plain,
+    write_atomic,
+)
 
 REPORT_KEY = "pytest_energy"
 TEST_SETTINGS = pytest.StashKey[TestSettings]()
@@ -60,7 +67,7 @@ class EnergyRun:
         carbon: SessionCarbon,
         gate: Gatekeeper | None,
     ) -> None:
-        from .families import FamilyRegistry, FamilySpec
+        from pytest_energy.measure.families import FamilyRegistry, FamilySpec
 
         self.config = config
         self.settings = settings
@@ -110,7 +117,7 @@ class EnergyRun:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        from .families import family_spec, order_families
+        from pytest_energy.measure.families import family_spec, order_families
 
         try:
             for item in items:
@@ -167,7 +174,7 @@ class EnergyRun:
         settings = TestSettings.for_item(self.settings, marker)
         writing = self.settings.save_baseline is not None or self.settings.update_baseline
         if writing and "rounds" not in marker and self.settings.origins.get("rounds") == "default":
-            from .gate import RECOMMENDED_BASELINE_ROUNDS
+            from pytest_energy.gate.rule import RECOMMENDED_BASELINE_ROUNDS
 
             # A stored baseline limits every later comparison more than the
             # current run does (benchmarks/gate_power.py), and it is saved once.
@@ -244,7 +251,7 @@ class EnergyRun:
         settings = self.test_settings(item)
         if measurement is None or not settings.budgets:
             return
-        from .budgets import judge_window
+        from pytest_energy.gate.budgets import judge_window
 
         notes = judge_window(measurement, settings, self.grams_per_joule())
         item.stash[BUDGET_NOTES] = [note.as_dict() for note in notes]
@@ -376,7 +383,7 @@ class EnergyRun:
     def _append_history(self, record: RunRecord) -> None:
         if self.settings.history is None or record.session.interrupted:
             return
-        from .history import History, HistoryError
+        from pytest_energy.storage.history import History, HistoryError
 
         try:
             History(self.settings.history).append(record)
@@ -385,23 +392,23 @@ class EnergyRun:
 
     def _write_reports(self, record: RunRecord) -> None:
         if self.settings.html is not None:
-            from .report.html import render_html
+            from pytest_energy.report.html import render_html
 
             history = None
             if self.settings.history is not None and self.settings.history.exists():
-                from .cli import load_history
+                from pytest_energy.cli import load_history
 
                 history = load_history(self.settings.history, record)
             write_atomic(self.settings.html, render_html(record, history))
         if self.settings.markdown is not None:
-            from .report.markdown import summary_markdown
+            from pytest_energy.report.markdown import summary_markdown
 
             write_atomic(self.settings.markdown, summary_markdown(record))
 
     def _complete(self, record: RunRecord) -> RunRecord:
         """Add what only the whole run knows: families, CO2e totals, the commit."""
-        from .families import build_families
-        from .machine import git_revision
+        from pytest_energy.measure.families import build_families
+        from pytest_energy.measure.machine import git_revision
 
         commit, branch = git_revision(self.config.rootpath)
         record = replace(
@@ -419,7 +426,7 @@ class EnergyRun:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.session.role == "worker":
             return
-        from .report.terminal import write_energy_section
+        from pytest_energy.report.terminal import write_energy_section
 
         record = getattr(self, "record", None)
         if record is None:
@@ -446,7 +453,7 @@ def _check_history(settings: Settings) -> None:
     """Refuse, before any test runs, a history path that holds someone else's file."""
     if settings.history is None or not settings.history.exists():
         return
-    from .history import History, HistoryError
+    from pytest_energy.storage.history import History, HistoryError
 
     try:
         History(settings.history).trend(None, limit=1)

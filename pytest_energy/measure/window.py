@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .meters import MeterSet, Reading
-from .results import Measurement
+from pytest_energy.meters import MeterSet, Reading
+from pytest_energy.record import Measurement
 
 #: A window shorter than this many counter periods cannot resolve +-5 %
 #: (one tick of quantisation at each edge; measured on an H100: 0.3-s windows
@@ -27,7 +27,7 @@ def gpu_synchronizer(meters: MeterSet) -> Callable[[], bool]:
     """The CUDA sync to run at window edges: only when a GPU is being metered."""
     if not any(domain.scope == "gpu-board" for domain in meters.domains):
         return _no_sync
-    from .gpu_sync import synchronize_cuda
+    from pytest_energy.measure.gpu_sync import synchronize_cuda
 
     return synchronize_cuda
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from .meters import MeterSpec
-from .options import ON_MODELLED, OPTIONS, Option, parse_percent
+from pytest_energy.config.options import ON_MODELLED, OPTIONS, Option, parse_percent
+from pytest_energy.meters import MeterSpec
 
 
 class SettingError(ValueError):

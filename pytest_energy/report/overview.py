@@ -1,0 +1,281 @@
+"""Reports rendered from a :class:`~pytest_energy.results.RunRecord`.
+
+Each renderer lives in its own module and is imported only when asked for
+(``html`` pulls in Jinja): :mod:`.html` (self-contained HTML page),
+:mod:`.markdown` (job summary and PR comment), :mod:`.annotations` (GitHub
+workflow commands) and :mod:`.export` (github-action-benchmark JSON, CSV).
+
+This module holds what they all agree on: which tests regressed, the one-line
+verdict, how a verdict is labelled. Reports read the record only, never meters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pytest_energy.record import Carbon, FamilyRecord, RunRecord, TestResult, VariantRecord
+from pytest_energy.report import format as fmt
+
+__all__ = [
+    "VARIANT_LABELS",
+    "VERDICT_LABELS",
+    "VERDICT_ORDER",
+    "Label",
+    "Overview",
+    "budget_breaches",
+    "carbon_label",
+    "carbon_sources",
+    "method_statement",
+    "overview",
+    "per_unit",
+    "variant_label",
+    "verdict_label",
+]
+
+
+@dataclass(frozen=True)
+class Label:
+    """How a verdict reads: a word, a symbol and a CSS class (never colour alone)."""
+
+    word: str
+    symbol: str
+    css: str
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.word}".strip()
+
+
+VERDICT_ORDER = ("regression", "inconclusive", "improvement", "unchanged", "not_gated")
+
+VERDICT_LABELS = {
+    "regression": Label("regression", "▲", "bad"),
+    "improvement": Label("improvement", "▼", "good"),
+    "unchanged": Label("unchanged", "=", "neutral"),
+    "inconclusive": Label("inconclusive", "?", "warn"),
+    "not_gated": Label("not gated", "–", "muted"),
+}
+
+VARIANT_LABELS = {
+    "pass": Label("pass", "✓", "good"),
+    "fail": Label("fail", "✗", "bad"),
+    "inconclusive": Label("inconclusive", "?", "warn"),
+    "reference": Label("reference", "●", "muted"),
+}
+
+GateState = Literal["failed", "passed", "not_gated"]
+
+
+def verdict_label(status: str | None) -> Label:
+    """The label of a test verdict; an unknown status reads as itself."""
+    if status is None:
+        return Label("not compared", "", "muted")
+    return VERDICT_LABELS.get(status, Label(status.replace("_", " "), "", "muted"))
+
+
+def variant_label(verdict: str | None) -> Label:
+    """The label of a variant verdict; an unknown verdict reads as itself."""
+    if not verdict:
+        return Label("not judged", "", "muted")
+    return VARIANT_LABELS.get(verdict, Label(verdict, "", "muted"))
+
+
+def per_unit(test: TestResult) -> tuple[float, str] | None:
+    """A benchmark's median joules per unit of work, and the unit."""
+    bench = test.benchmark
+    if bench is None or not math.isfinite(bench.per_unit.median):
+        return None
+    return bench.per_unit.median, bench.unit
+
+
+def budget_breaches(test: TestResult) -> list[str]:
+    """The energy budgets (marker ``max_joules=`` and friends) that ``test`` exceeded.
+
+    Each note is the dict that ``pytest_energy.budgets.BudgetNote.as_dict`` wrote;
+    notes for budgets that held are not shown.
+    """
+    breaches = []
+    for note in test.budget:
+        if not isinstance(note, dict) or not note.get("exceeded"):
+            continue
+        value, limit = note.get("value"), note.get("limit")
+        numbers = (
+            f" {value:.4g} > {limit:g}"
+            if isinstance(value, int | float) and isinstance(limit, int | float)
+            else ""
+        )
+        action = f" ({note['action']})" if note.get("action") else ""
+        breaches.append(f"{note.get('budget', 'budget')}{numbers}{action}")
+    return breaches
+
+
+def carbon_label(carbon: Carbon) -> str:
+    """Where a CO2e figure came from: ``Ember 2024, DEU, 342 g/kWh``."""
+    parts = [f"{carbon.source} {carbon.year}" if carbon.year else carbon.source]
+    if carbon.region:
+        parts.append(carbon.region)
+    parts.append(f"{fmt.sig(carbon.intensity_g_per_kwh)} g/kWh")
+    if carbon.pue and carbon.pue != 1:
+        parts.append(f"PUE {carbon.pue:g}")
+    return ", ".join(p for p in parts if p)
+
+
+def carbon_sources(carbons: Iterable[Carbon]) -> list[str]:
+    """The distinct intensity labels behind ``carbons``, sorted."""
+    # One label per source, not per test: thousands of tests share a handful.
+    unique = {(c.source, c.year, c.region, c.intensity_g_per_kwh, c.pue): c for c in carbons}
+    return sorted({carbon_label(c) for c in unique.values()})
+
+
+def method_statement(record: RunRecord) -> str:
+    """One sentence on how the numbers were obtained, modelled ones marked as estimates."""
+    session = record.session
+    meters = ", ".join(session.machine.meters or [m.name for m in session.meters]) or "no meter"
+    if session.method == "measured":
+        return f"Measured with hardware energy counters ({meters})."
+    if session.method == "modelled":
+        return (
+            f"Modelled estimates, not measurements ({meters}): CPU time x a per-core "
+            "power figure. Compare them only with modelled runs on the same runner type."
+        )
+    return f"Energy method: {session.method or 'unknown'} ({meters})."
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The facts every report leads with, computed once from the record."""
+
+    method: str
+    tests: int
+    measured: list[TestResult]
+    total_j: float
+    total_grams: float | None
+    embodied_grams: float | None
+    carbon_sources: list[str]
+    counts: dict[str, int]
+    gated: int
+    regressions: list[TestResult]
+    improvements: list[TestResult]
+    inconclusive: list[TestResult]
+    variant_failures: list[tuple[FamilyRecord, VariantRecord]]
+    state: GateState
+    headline: str
+    unstable: bool
+    unstable_reason: str
+
+
+def _ratio_key(test: TestResult) -> float:
+    ratio = test.verdict.ratio if test.verdict else None
+    return ratio if ratio is not None and math.isfinite(ratio) else 1.0
+
+
+def _with_status(tests: Sequence[TestResult], status: str) -> list[TestResult]:
+    return [t for t in tests if t.verdict is not None and t.verdict.status == status]
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _not_gated_reason(record: RunRecord) -> str:
+    if record.gate is None:
+        return "no baseline"
+    reasons = Counter(
+        t.verdict.reason for t in record.tests if t.verdict is not None and t.verdict.reason
+    )
+    if reasons:
+        return reasons.most_common(1)[0][0]
+    return "no test had a comparable baseline"
+
+
+def _suite_regressed(gate: dict[str, Any]) -> str:
+    suite = gate.get("suite") or {}
+    if suite.get("status") == "regression" and suite.get("ratio") is not None:
+        return f"suite total {fmt.change(suite['ratio'])}"
+    return ""
+
+
+def _headline(
+    record: RunRecord,
+    state: GateState,
+    *,
+    gated: int,
+    regressions: int,
+    variant_failures: int,
+    inconclusive: int,
+) -> str:
+    if state == "not_gated":
+        return f"Energy not gated: {_not_gated_reason(record)}"
+    if state == "passed":
+        text = f"Energy check passed: no regressions in {_plural(gated, 'gated test')}"
+        if inconclusive:
+            text += f" ({inconclusive} inconclusive)"
+        return text
+    reasons = []
+    if regressions:
+        reasons.append(_plural(regressions, "regression"))
+    if variant_failures:
+        reasons.append(
+            _plural(variant_failures, "variant over its limits", "variants over their limits")
+        )
+    suite = _suite_regressed(dict(record.gate or {}))
+    if suite:
+        reasons.append(suite)
+    return "Energy check failed" + (f": {', '.join(reasons)}" if reasons else "")
+
+
+def overview(record: RunRecord) -> Overview:
+    """Counts, totals and the one-line verdict of a run."""
+    tests = record.tests
+    measured = [t for t in tests if t.measurement is not None]
+    carbons = [t.carbon for t in measured if t.carbon is not None]
+    embodied = [c.embodied_grams for c in carbons if c.embodied_grams is not None]
+    counts: Counter[str] = Counter(t.verdict.status for t in tests if t.verdict is not None)
+    gated = sum(n for status, n in counts.items() if status != "not_gated")
+    regressions = sorted(_with_status(tests, "regression"), key=lambda t: -_ratio_key(t))
+    improvements = sorted(_with_status(tests, "improvement"), key=_ratio_key)
+    inconclusive = sorted(_with_status(tests, "inconclusive"), key=lambda t: -_ratio_key(t))
+    variant_failures = [
+        (family, variant)
+        for family in record.families
+        for variant in family.get("variants", [])
+        if variant.get("verdict") == "fail"
+    ]
+    gate = record.gate
+    state: GateState
+    if gate is None or (gated == 0 and not variant_failures and not gate.get("failed")):
+        state = "not_gated"
+    elif gate.get("failed", bool(regressions or variant_failures)):
+        state = "failed"
+    else:
+        state = "passed"
+    unstable = bool(record.session.unstable or (gate or {}).get("unstable"))
+    return Overview(
+        method=record.session.method,
+        tests=len(tests),
+        measured=measured,
+        total_j=math.fsum(t.measurement.total_j for t in measured if t.measurement),
+        total_grams=math.fsum(c.grams for c in carbons) if carbons else None,
+        embodied_grams=math.fsum(embodied) if embodied else None,
+        carbon_sources=carbon_sources(carbons),
+        counts=dict(counts),
+        gated=gated,
+        regressions=regressions,
+        improvements=improvements,
+        inconclusive=inconclusive,
+        variant_failures=variant_failures,
+        state=state,
+        headline=_headline(
+            record,
+            state,
+            gated=gated,
+            regressions=len(regressions),
+            variant_failures=len(variant_failures),
+            inconclusive=len(inconclusive),
+        ),
+        unstable=unstable,
+        unstable_reason=str((gate or {}).get("unstable_reason") or ""),
+    )
