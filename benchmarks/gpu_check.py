@@ -35,7 +35,7 @@ from typing import Any
 # Runs from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_energy.measure.gpu_sync import synchronize_cuda
+from pytest_energy.measure.window import synchronize_cuda
 from pytest_energy.meters.base import MeterUnavailable, Reading
 from pytest_energy.meters.nvml import NOTE_GPU_SHARED, NvmlMeter, import_pynvml
 

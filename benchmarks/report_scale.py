@@ -7,7 +7,7 @@ so this only confirms the cut). Run from the repository root::
     python benchmarks/report_scale.py [--tests 5000] [--out DIR]
 
 The time is that of ``pytest-energy report``: read the file with
-``results.load``, then render (history sparklines drawn for every test; making
+``record.load``, then render (history sparklines drawn for every test; making
 the fake history is not timed). It is the best of three runs, in wall-clock and
 in CPU seconds; a busy machine inflates the wall clock, so both are printed and
 the wall clock decides. Prints one line per output and PASS or FAIL; exits 1
@@ -72,7 +72,7 @@ def measure(tests: int, out: Path) -> int:
     (out / "report.html").write_text(html, encoding="utf-8")
     html_ok = seconds < HTML_SECONDS and size < HTML_BYTES
     print(
-        f"HTML report: {seconds:.2f} s wall ({load_seconds:.2f} s of it results.load), "
+        f"HTML report: {seconds:.2f} s wall ({load_seconds:.2f} s of it record.load), "
         f"{cpu_seconds:.2f} s CPU (limit {HTML_SECONDS:g} s); {size / 1e6:.2f} MB "
         f"(limit {HTML_BYTES / 1e6:g} MB): {'PASS' if html_ok else 'FAIL'}"
     )

@@ -1,23 +1,27 @@
-"""The run record: what a session measured, as versioned, plain JSON.
+"""The run record: every part of a result as a frozen dataclass, and its JSON form.
 
-Reports, the gate's ``compare`` command and the GitHub integration read these
+Reports, the gate's ``compare`` command and the GitHub integration read results
 files, never the meters. Every energy figure travels with its ``method``
 (``measured`` or ``modelled``) and the meters that produced it.
 
-The dataclasses mirror the JSON one to one (``to_dict`` / ``from_dict``);
-``schema/results.schema.json`` describes the same shape for other tools.
+The dataclasses mirror the JSON one to one: :func:`to_plain` writes them,
+:func:`from_plain` reads them back with every field's type checked, so a
+results file of the wrong shape is one :class:`ResultsError` line, not a
+traceback somewhere in a report. ``schema/results.schema.json`` describes the
+same shape for other tools (:mod:`pytest_energy.record_schema` derives it).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-import os
-import tempfile
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Literal, TypedDict, TypeVar
+from typing import Any, Literal, TypeVar
 
 SCHEMA_VERSION = 1
 
@@ -34,11 +38,19 @@ FLAGS = {
 
 Outcome = Literal["passed", "failed", "skipped", "error"]
 VerdictStatus = Literal["regression", "improvement", "unchanged", "inconclusive", "not_gated"]
+VariantVerdict = Literal["pass", "fail", "inconclusive", "reference", "not_gated"]
+#: What a benchmark round measured: the benchmarked function ("candidate"), its
+#: family's reference interleaved with it ("reference"), or a fresh process's rounds
+#: the gate asked for ("confirm").
+RoundRole = Literal["candidate", "reference", "confirm"]
 T = TypeVar("T")
 
 
 class ResultsError(ValueError):
     """A results file that cannot be used; the message is one line."""
+
+
+# -- the machine and the meters -------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,7 @@ class Machine:
     cpu_model: str
     cpu_count: int
     cpu_flags: list[str]
+    #: GPU facts as the NVML meter read them (name, uuid, driver, power limit, ...).
     gpus: list[dict[str, Any]]
     kernel: str
     os: str
@@ -72,14 +85,21 @@ class Machine:
     hardware_class: str
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def gpu_names(self) -> list[str]:
+        return [str(gpu.get("name", "GPU")) for gpu in self.gpus]
+
 
 @dataclass(frozen=True)
 class Idle:
-    """Idle power, measured once per session in a short bracket before the tests."""
+    """Idle power, measured in a short bracket before (and after) the tests."""
 
     seconds: float
     watts: dict[str, float]
     total_watts: float
+
+
+# -- measurements ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -119,14 +139,27 @@ class Round:
     seconds: float
     joules: dict[str, float]
     total_j: float
-    #: "candidate": the benchmarked function; "reference": the family's reference,
-    #: interleaved with a variant's rounds; "confirm": extra rounds the gate asked for.
-    role: str = "candidate"
+    role: RoundRole = "candidate"
     flags: list[str] = field(default_factory=list)
     #: Joules per call of the calibration workload interleaved with this round, when
     #: the session normalizes (the model meter on a shared VM): the round's J per
     #: unit divided by it cancels changes of CPU speed between and within runs.
     calibration_j: float | None = None
+    #: Which process measured the round: 0 is the session's own, 1, 2, ... fresh
+    #: processes started to replicate it (the unit of replication, see docs/gate.md).
+    process: int = 0
+
+    def per_unit(self, units_per_call: float) -> float:
+        """Joules per unit of work (NaN for a round without calls)."""
+        if self.calls <= 0 or units_per_call <= 0:
+            return math.nan
+        return self.total_j / (self.calls * units_per_call)
+
+    def normalized(self, units_per_call: float) -> float | None:
+        """J per unit over the calibration workload's J per call, when it was measured."""
+        if not self.calibration_j:
+            return None
+        return self.per_unit(units_per_call) / self.calibration_j
 
 
 @dataclass(frozen=True)
@@ -160,6 +193,24 @@ class Benchmark:
     quality: list[Quality] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    def rounds_of(self, *roles: RoundRole) -> list[Round]:
+        """This benchmark's rounds in the given roles (all of its own when none given)."""
+        wanted = roles or ("candidate", "confirm")
+        return [r for r in self.rounds if r.role in wanted]
+
+    def per_unit_samples(self, *roles: RoundRole) -> list[float]:
+        """J per unit of each round in ``roles`` (default: the candidate rounds), finite only."""
+        values = [
+            r.per_unit(self.units_per_call) for r in self.rounds_of(*(roles or ("candidate",)))
+        ]
+        return [v for v in values if math.isfinite(v)]
+
+    def normalized_samples(self, *roles: RoundRole) -> list[float]:
+        """Per-round normalized values of ``roles`` (default: candidate), positive and finite."""
+        rounds = self.rounds_of(*(roles or ("candidate",)))
+        values = [r.normalized(self.units_per_call) for r in rounds]
+        return [v for v in values if v is not None and math.isfinite(v) and v > 0]
+
 
 @dataclass(frozen=True)
 class Carbon:
@@ -177,9 +228,12 @@ class Carbon:
     grams_per_unit: float | None = None
 
 
+# -- what the gate and the checks decided ------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """The gate's decision for one test or one variant."""
+    """The gate's decision for one test."""
 
     status: VerdictStatus
     reason: str = ""
@@ -192,6 +246,178 @@ class Verdict:
     method: str = ""
     p_value: float | None = None
     kind: str = "baseline"
+
+
+@dataclass(frozen=True)
+class BudgetNote:
+    """One energy budget of the ``energy`` marker, judged: the figure, the limit, the action."""
+
+    budget: str
+    limit: float
+    value: float
+    low: float | None
+    high: float | None
+    exceeded: bool
+    action: str  # fail, warn or ignore
+    method: str
+    meters: str
+    unit: str
+    why_not_fail: str = ""
+
+
+@dataclass(frozen=True)
+class Gating:
+    """What the gate needs from a test's marker: whether it is gated, and its threshold."""
+
+    enabled: bool = True
+    threshold: float | None = None
+    screen: str = ""
+
+
+@dataclass(frozen=True)
+class QualityRatio:
+    """A variant's quality metric next to the reference's: ratio 1.0 means it kept all."""
+
+    value: float
+    higher_is_better: bool = True
+    reference: float | None = None
+    ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """One variant of a model family compared with the family's reference."""
+
+    family: str
+    reference: str
+    variant: str
+    unit: str
+    method: str
+    energy_per_unit: float
+    #: Variant over reference, energy per unit, from interleaved rounds.
+    energy_ratio: float
+    ci_low: float
+    ci_high: float
+    verdict: VariantVerdict
+    #: The one readable line, e.g. "int8: 0.47x [0.44, 0.51] of fp32 ...".
+    line: str
+    nodeid: str = ""
+    quality: dict[str, QualityRatio] = field(default_factory=dict)
+    #: max_energy_ratio, min_quality_ratio.
+    limits: dict[str, float] = field(default_factory=dict)
+    #: On the family's energy-quality Pareto frontier.
+    on_frontier: bool = False
+    metadata: dict[str, Any] = field(default_factory=dict)
+    pairs: int = 0
+
+    def first_quality_ratio(self) -> float | None:
+        for entry in self.quality.values():
+            if entry.ratio is not None:
+                return entry.ratio
+        return 1.0 if self.verdict == "reference" else None
+
+
+@dataclass(frozen=True)
+class FamilyResult:
+    """A model and its compressed variants, as measured in one session."""
+
+    family: str
+    reference: str
+    unit: str
+    method: str
+    hardware_class: str
+    variants: list[VariantResult]
+
+
+@dataclass(frozen=True)
+class SuiteCheck:
+    """The suite-level check: total energy of all gated tests, baseline vs now."""
+
+    status: VerdictStatus
+    tests: int = 0
+    ratio: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    baseline_j: float | None = None
+    current_j: float | None = None
+
+
+@dataclass(frozen=True)
+class GateSummary:
+    """How the gate was configured for a run and what it decided."""
+
+    baseline: str  # baseline name, path, or "history: last K runs"
+    threshold: float  # material regression, e.g. 0.05 for 5 %
+    margin: float  # certainty margin on the ratio's confidence bound, e.g. 0.01
+    alpha: float  # family-wise false-alarm rate across gated tests (Holm)
+    method: str  # measured or modelled: the comparison never mixes them
+    counts: dict[str, int]  # verdict status -> number of tests
+    suite: SuiteCheck
+    unstable: bool = False
+    unstable_reason: str = ""
+    failed: bool = False  # True when the gate failed the build
+
+
+# -- the session ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EmbodiedSummary:
+    """The device's embodied emissions, reported next to operational CO2e, never added."""
+
+    kg_co2e: float
+    lifetime_years: float
+    share: float
+    label: str
+    source: str
+
+
+@dataclass(frozen=True)
+class CarbonSummary:
+    """The settings behind every CO2e figure of a run, with their provenance."""
+
+    intensity_g_per_kwh: float
+    kind: str
+    region: str
+    name: str
+    requested: str | None
+    source: str
+    year: int | None
+    as_of: str | None
+    basis: str
+    licence: str
+    attribution: str
+    origin: str
+    provenance: str
+    pue: float
+    pue_label: str
+    pue_source: str
+    header: str
+    embodied: EmbodiedSummary | None = None
+    notices: list[str] = field(default_factory=list)
+    #: The short line shown after the CO2e total.
+    line: str = ""
+    #: A cleaner cloud region, when one is known.
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Sums over the session's measured tests."""
+
+    tests: int
+    joules: float
+    seconds: float
+    watts: float
+    net_joules: float | None = None
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The calibration workload's J per call at the start and the end of a gated session."""
+
+    start: list[float] = field(default_factory=list)
+    end: list[float] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -210,12 +436,11 @@ class TestResult:
     benchmark: Benchmark | None = None
     carbon: Carbon | None = None
     verdict: Verdict | None = None
-    variant: dict[str, Any] | None = None
-    budget: list[dict[str, Any]] = field(default_factory=list)
+    variant: VariantResult | None = None
+    budget: list[BudgetNote] = field(default_factory=list)
     error: str | None = None
     worker: str | None = None
-    #: What the gate needs from the test's marker and screen: enabled, threshold, screen.
-    gating: dict[str, Any] | None = None
+    gating: Gating | None = None
 
     @property
     def flags(self) -> list[str]:
@@ -230,6 +455,27 @@ class TestResult:
     def joules(self) -> float | None:
         return self.measurement.total_j if self.measurement else None
 
+    def per_unit_samples(self) -> tuple[str, list[float]] | None:
+        """The unit and the J-per-unit samples the gate and the baseline use, or None.
+
+        A benchmark gives one sample per candidate round (its ``reference`` rounds
+        belong to another test); a plain test gives its single window, per
+        ``"test"``. Failed tests and failed meters give nothing: their numbers say
+        nothing about the code's energy.
+        """
+        if self.outcome != "passed" or self.measurement is None:
+            return None
+        if "meter_failed" in self.flags:
+            return None
+        bench = self.benchmark
+        if bench is None:
+            joules = self.measurement.total_j
+            return ("test", [joules]) if math.isfinite(joules) else None
+        samples = bench.per_unit_samples()
+        if not samples and math.isfinite(bench.per_unit.median) and bench.per_unit.n > 0:
+            samples = [bench.per_unit.median]  # rounds not recorded: keep the summary
+        return (bench.unit, samples) if samples else None
+
 
 @dataclass(frozen=True)
 class Session:
@@ -242,72 +488,16 @@ class Session:
     method: str
     idle: Idle | None
     scope: str
-    totals: dict[str, float]
+    totals: Totals
     exit_status: int | None = None
     interrupted: bool = False
     workers: int = 0
     commit: str | None = None
     branch: str | None = None
-    carbon: dict[str, Any] | None = None
+    carbon: CarbonSummary | None = None
     notices: list[str] = field(default_factory=list)
-    calibration: dict[str, Any] | None = None
+    calibration: Calibration | None = None
     unstable: bool = False
-    settings: dict[str, Any] = field(default_factory=dict)
-
-
-class SuiteCheck(TypedDict, total=False):
-    """The suite-level check: total energy of all gated tests, baseline vs now."""
-
-    status: VerdictStatus
-    ratio: float
-    ci_low: float
-    ci_high: float
-    baseline_j: float
-    current_j: float
-    tests: int
-
-
-class GateRecord(TypedDict, total=False):
-    """``RunRecord.gate``: how the gate was configured and what it decided."""
-
-    baseline: str  # baseline name, path, or "history:K"
-    threshold: float  # material regression, e.g. 0.05 for 5 %
-    margin: float  # certainty margin on the ratio's confidence bound, e.g. 0.01
-    alpha: float  # family-wise false-alarm rate across gated tests (Holm)
-    method: str  # measured or modelled: the comparison never mixes them
-    counts: dict[str, int]  # verdict status -> number of tests
-    suite: SuiteCheck
-    unstable: bool
-    unstable_reason: str
-    failed: bool  # True when the gate failed the build
-
-
-class VariantRecord(TypedDict, total=False):
-    """One variant of a model family compared with the family's reference."""
-
-    variant: str
-    nodeid: str
-    energy_per_unit: float
-    energy_ratio: float  # variant / reference, energy per unit, from interleaved rounds
-    ci_low: float
-    ci_high: float
-    quality: dict[str, dict[str, Any]]  # name -> {value, reference, ratio, higher_is_better}
-    limits: dict[str, float]  # max_energy_ratio, min_quality_ratio
-    verdict: Literal["pass", "fail", "inconclusive", "reference"]
-    line: str  # the one readable line, e.g. "int8: 0.47x [0.44, 0.51] of fp32 ..."
-    on_frontier: bool  # on the energy-quality Pareto frontier of the family
-    metadata: dict[str, Any]
-
-
-class FamilyRecord(TypedDict, total=False):
-    """``RunRecord.families`` entries: a model and its compressed variants."""
-
-    family: str
-    reference: str
-    unit: str
-    method: str
-    hardware_class: str
-    variants: list[VariantRecord]
 
 
 @dataclass(frozen=True)
@@ -317,8 +507,8 @@ class RunRecord:
     schema_version: int
     session: Session
     tests: list[TestResult]
-    gate: GateRecord | None = None
-    families: list[FamilyRecord] = field(default_factory=list)
+    gate: GateSummary | None = None
+    families: list[FamilyResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         plain: dict[str, Any] = to_plain(self)
@@ -330,19 +520,19 @@ class RunRecord:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version != SCHEMA_VERSION or isinstance(version, bool):
             raise ResultsError(
                 f"unsupported schema_version {version!r} "
                 f"(this pytest-energy reads {SCHEMA_VERSION})"
             )
-        try:
-            return _build(cls, data)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ResultsError(f"malformed results: {exc}") from None
+        return from_plain(cls, data)
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON data: dataclasses become dicts, non-finite floats None (strict JSON).
+# -- to and from plain JSON data ------------------------------------------------------
+
+
+def to_plain(value: Any) -> Any:
+    """A dataclass (or nested structure) as plain JSON data; non-finite floats become None.
 
     One pass, no deep copies (unlike ``dataclasses.asdict``): results of big suites
     are converted on every checkpoint and into the history.
@@ -352,66 +542,107 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, str | int | bool) or value is None:
         return value
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: to_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [to_plain(v) for v in value]
     names = getattr(value, "__dataclass_fields__", None)
     if names is not None and not isinstance(value, type):
-        return {name: _jsonable(getattr(value, name)) for name in names}
+        return {name: to_plain(getattr(value, name)) for name in names}
     return value
 
 
-# Nested dataclass types, resolved by name because annotations are strings.
-_TYPES: dict[str, type] = {}
+def from_plain(cls: type[T], data: Any) -> T:
+    """Rebuild a record dataclass from :func:`to_plain` output, checking every type.
+
+    Unknown keys are ignored (files of newer patch releases stay readable); a
+    missing required field or a value of the wrong type is a :class:`ResultsError`
+    that names the field.
+    """
+    try:
+        built: T = _convert(cls, data, cls.__name__)
+    except RecursionError:
+        raise ResultsError("malformed results: nested too deeply") from None
+    return built
 
 
-def _build(cls: type[T], data: Any) -> T:
-    if not isinstance(data, Mapping):
-        raise TypeError(f"{cls.__name__} must be an object, got {type(data).__name__}")
-    kwargs: dict[str, Any] = {}
-    for f in fields(cls):  # type: ignore[arg-type]
-        if f.name not in data:
-            continue
-        kwargs[f.name] = _convert(str(f.type), data[f.name])
-    return cls(**kwargs)
+@functools.cache
+def _hints(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+    """(name, type, required) for every field of a record dataclass."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (f.name, hints[f.name], f.default is MISSING and f.default_factory is MISSING)
+        for f in fields(cls)
+    )
 
 
-def _convert(annotation: str, value: Any) -> Any:
-    if value is None:
-        return None
-    head = annotation.split(" | ", maxsplit=1)[0]
-    if head.startswith("list[") and head[5:-1] in _TYPES:
-        return [_build(_TYPES[head[5:-1]], item) for item in value]
-    if head in _TYPES:
-        return _build(_TYPES[head], value)
-    return value
+def _convert(annotation: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [a for a in options if a is not type(None)]
+        return _convert(inner, value, where)
+    if origin is Literal:
+        if value not in typing.get_args(annotation):
+            allowed = ", ".join(repr(a) for a in typing.get_args(annotation))
+            raise ResultsError(
+                f"malformed results: {where} is {value!r}, expected one of {allowed}"
+            )
+        return value
+    if origin is list:
+        (item,) = typing.get_args(annotation)
+        if not isinstance(value, list):
+            raise _wrong(where, "a list", value)
+        return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        _, item = typing.get_args(annotation)
+        if not isinstance(value, dict):
+            raise _wrong(where, "an object", value)
+        return {str(k): _convert(item, v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(annotation, type) and is_dataclass(annotation):
+        if not isinstance(value, Mapping):
+            raise _wrong(where, "an object", value)
+        kwargs: dict[str, Any] = {}
+        for name, hint, required in _hints(annotation):
+            if name in value:
+                kwargs[name] = _convert(hint, value[name], f"{where}.{name}")
+            elif required:
+                raise ResultsError(f"malformed results: {where} has no {name!r}")
+        return annotation(**kwargs)
+    return _scalar(annotation, value, where)
 
 
-for _cls in (
-    MeterRecord,
-    Machine,
-    Idle,
-    Measurement,
-    Summary,
-    Round,
-    Quality,
-    Benchmark,
-    Carbon,
-    Verdict,
-    TestResult,
-    Session,
-):
-    _TYPES[_cls.__name__] = _cls
+def _scalar(annotation: Any, value: Any, where: str) -> Any:
+    if annotation is float:
+        if value is None:
+            return math.nan  # a non-finite float is written as null (strict JSON)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _wrong(where, "a number", value)
+        return float(value)
+    if annotation is int:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)  # 0.1 wrote some counts as 7.0
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _wrong(where, "a whole number", value)
+        return value
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise _wrong(where, "true or false", value)
+        return value
+    if annotation is str:
+        if not isinstance(value, str):
+            raise _wrong(where, "a string", value)
+        return value
+    raise TypeError(f"record field {where} has an unsupported type {annotation!r}")
 
 
-def from_plain(cls: type[T], data: Mapping[str, Any]) -> T:
-    """Rebuild a results dataclass from :func:`to_plain` output (e.g. sent by an xdist worker)."""
-    return _build(cls, data)
-
-
-def to_plain(value: Any) -> Any:
-    """A dataclass (or nested structure) as plain JSON-ready data."""
-    return _jsonable(value)
+def _wrong(where: str, expected: str, value: Any) -> ResultsError:
+    shown = repr(value) if isinstance(value, int | float | bool) or value is None else None
+    got = shown or type(value).__name__
+    return ResultsError(f"malformed results: {where} must be {expected}, got {got}")
 
 
 def load(path: Path) -> RunRecord:
@@ -426,29 +657,11 @@ def load(path: Path) -> RunRecord:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ResultsError(f"results file {path} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ResultsError(f"results file {path} is nested too deeply to be results") from None
     if not isinstance(data, dict):
         raise ResultsError(f"results file {path} must hold a JSON object")
     try:
         return RunRecord.from_dict(data)
     except ResultsError as exc:
         raise ResultsError(f"{path}: {exc}") from None
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def iter_measured(tests: Iterable[TestResult]) -> Iterable[TestResult]:
-    """Tests that have an energy figure."""
-    return (t for t in tests if t.measurement is not None)

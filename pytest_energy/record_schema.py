@@ -1,4 +1,4 @@
-"""The JSON Schema of results files, derived from the dataclasses in :mod:`.results`.
+"""The JSON Schema of results files, derived from the dataclasses in :mod:`.record`.
 
 The committed ``schema/results.schema.json`` is this function's output; a test
 keeps the two equal, so the schema cannot drift from what the plugin writes.
@@ -13,10 +13,9 @@ import typing
 from dataclasses import MISSING, fields, is_dataclass
 from typing import Any
 
-from pytest_energy import record as results
+from pytest_energy import record
 
 SCHEMA_ID = "https://github.com/pytest-energy/pytest-energy/schema/results.schema.json"
-_TYPED_DICTS = {"GateRecord", "SuiteCheck", "FamilyRecord", "VariantRecord"}
 
 
 def _type(annotation: Any, definitions: dict[str, Any]) -> dict[str, Any]:
@@ -44,8 +43,6 @@ def _type(annotation: Any, definitions: dict[str, Any]) -> dict[str, Any]:
     if isinstance(annotation, type) and is_dataclass(annotation):
         _define(annotation, definitions)
         return {"$ref": f"#/$defs/{annotation.__name__}"}
-    if getattr(annotation, "__name__", "") in _TYPED_DICTS:
-        return {"type": "object"}
     return {}
 
 
@@ -53,7 +50,7 @@ def _define(cls: type, definitions: dict[str, Any]) -> None:
     if cls.__name__ in definitions:
         return
     definitions[cls.__name__] = {}  # placeholder against recursion
-    hints = typing.get_type_hints(cls, vars(results))
+    hints = typing.get_type_hints(cls, vars(record))
     properties: dict[str, Any] = {}
     required: list[str] = []
     for f in fields(cls):
@@ -72,9 +69,9 @@ def _define(cls: type, definitions: dict[str, Any]) -> None:
 def build_schema() -> dict[str, Any]:
     """The schema of a results file of the current ``SCHEMA_VERSION``."""
     definitions: dict[str, Any] = {}
-    _define(results.RunRecord, definitions)
+    _define(record.RunRecord, definitions)
     root = definitions.pop("RunRecord")
-    root["properties"]["schema_version"] = {"const": results.SCHEMA_VERSION}
+    root["properties"]["schema_version"] = {"const": record.SCHEMA_VERSION}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

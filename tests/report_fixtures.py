@@ -17,20 +17,27 @@ from typing import Any
 from pytest_energy.record import (
     SCHEMA_VERSION,
     Benchmark,
+    BudgetNote,
     Carbon,
-    FamilyRecord,
-    GateRecord,
+    CarbonSummary,
+    FamilyResult,
+    GateSummary,
     Idle,
     Machine,
     Measurement,
     MeterRecord,
     Quality,
+    QualityRatio,
     Round,
+    RoundRole,
     RunRecord,
     Session,
+    SuiteCheck,
     Summary,
     TestResult,
-    VariantRecord,
+    Totals,
+    VariantResult,
+    VariantVerdict,
     Verdict,
 )
 
@@ -117,6 +124,36 @@ def meter_records(method: str = "measured") -> list[MeterRecord]:
     ]
 
 
+def carbon_summary() -> CarbonSummary:
+    """``session.carbon`` as the carbon accounting writes it for ``--energy-region=DEU``."""
+    provenance = "342.06 g/kWh, DEU, Ember 2024 (lifecycle)"
+    return CarbonSummary(
+        intensity_g_per_kwh=342.06,
+        kind="region",
+        region="DEU",
+        name="Germany",
+        requested=None,
+        source="Ember",
+        year=2024,
+        as_of=None,
+        basis="lifecycle",
+        licence="CC BY 4.0",
+        attribution=(
+            "Ember, Yearly Electricity Data, CC BY 4.0, via The Green Web Foundation CO2.js"
+        ),
+        origin="--energy-region",
+        provenance=provenance,
+        pue=1.0,
+        pue_label="IT energy only",
+        pue_source="default: no data-centre overhead added",
+        header=(
+            f"carbon intensity: {provenance} [set by --energy-region: DEU, Germany]; "
+            "PUE 1.0 (IT energy only)"
+        ),
+        line=provenance,
+    )
+
+
 def session(method: str = "measured", **changes: Any) -> Session:
     base = Session(
         started="2025-11-20T10:00:00+00:00",
@@ -126,19 +163,11 @@ def session(method: str = "measured", **changes: Any) -> Session:
         method=method,
         idle=Idle(seconds=2.0, watts={"gpu:0": 71.8, "package-0": 42.5}, total_watts=114.3),
         scope="call",
-        totals={"tests": 6.0, "joules": 4210.0, "seconds": 40.2, "watts": 104.7},
+        totals=Totals(tests=6, joules=4210.0, seconds=40.2, watts=104.7),
         exit_status=1,
         commit="3f2a9c1b7d",
         branch="feature/int8",
-        carbon={
-            "source": "Ember",
-            "year": 2024,
-            "region": "DEU",
-            "g_co2e_per_kwh": 342.06,
-            "licence": "CC-BY-4.0",
-            "url": "https://ember-energy.org/data/yearly-electricity-data/",
-        },
-        settings={"threshold": 0.05, "rounds": 10, "target_window_s": 2.0},
+        carbon=carbon_summary(),
     )
     return replace(base, **changes)
 
@@ -217,7 +246,7 @@ def rounds(
     n: int,
     *,
     seed: int,
-    role: str = "candidate",
+    role: RoundRole = "candidate",
     jitter: float = 0.02,
 ) -> list[Round]:
     rng = random.Random(seed)
@@ -313,90 +342,113 @@ def benchmark_test(
     )
 
 
+def _accuracy(quality_ratio: float) -> dict[str, QualityRatio]:
+    """Accuracy next to the reference's 0.912."""
+    return {
+        "accuracy": QualityRatio(
+            value=0.912 * quality_ratio, higher_is_better=True, reference=0.912, ratio=quality_ratio
+        )
+    }
+
+
 def family(
     name: str = "resnet18",
     *,
     variant_names: tuple[str, ...] = ("int8", "int4-pruned"),
     metadata: list[dict[str, Any]] | None = None,
-) -> FamilyRecord:
+) -> FamilyResult:
     meta = metadata or [
         {"quantization": "int8", "bit_width": 8, "params": "11.7M"},
         {"quantization": "int4", "bit_width": 4, "sparsity": 0.5, "params": "5.8M"},
     ]
-    reference: VariantRecord = {
-        "variant": "fp32",
-        "nodeid": f"tests/test_models.py::test_{name}[fp32]",
-        "energy_per_unit": 0.84,
-        "energy_ratio": 1.0,
-        "ci_low": 1.0,
-        "ci_high": 1.0,
-        "quality": {
-            "accuracy": {"value": 0.912, "reference": 0.912, "ratio": 1.0, "higher_is_better": True}
-        },
-        "verdict": "reference",
-        "on_frontier": True,
-        "metadata": {"quantization": "none", "bit_width": 32, "params": "11.7M"},
-        "line": "fp32: reference",
-    }
-    variants: list[VariantRecord] = [reference]
-    ratios = [(0.47, 0.995, "pass", True), (0.31, 0.962, "fail", True)]
+    reference = VariantResult(
+        family=name,
+        reference="fp32",
+        variant="fp32",
+        unit="sample",
+        method="measured",
+        nodeid=f"tests/test_models.py::test_{name}[fp32]",
+        energy_per_unit=0.84,
+        energy_ratio=1.0,
+        ci_low=1.0,
+        ci_high=1.0,
+        quality=_accuracy(1.0),
+        verdict="reference",
+        on_frontier=True,
+        metadata={"quantization": "none", "bit_width": 32, "params": "11.7M"},
+        line="fp32: reference",
+    )
+    variants = [reference]
+    ratios: list[tuple[float, float, VariantVerdict, bool]] = [
+        (0.47, 0.995, "pass", True),
+        (0.31, 0.962, "fail", True),
+    ]
     for i, vname in enumerate(variant_names):
         energy_ratio, quality_ratio, verdict_word, frontier = ratios[i % len(ratios)]
         variants.append(
-            {
-                "variant": vname,
-                "nodeid": f"tests/test_models.py::test_{name}[{vname}]",
-                "energy_per_unit": 0.84 * energy_ratio,
-                "energy_ratio": energy_ratio,
-                "ci_low": energy_ratio - 0.03,
-                "ci_high": energy_ratio + 0.04,
-                "quality": {
-                    "accuracy": {
-                        "value": 0.912 * quality_ratio,
-                        "reference": 0.912,
-                        "ratio": quality_ratio,
-                        "higher_is_better": True,
-                    }
-                },
-                "limits": {"max_energy_ratio": 0.6, "min_quality_ratio": 0.99},
-                "verdict": verdict_word,  # type: ignore[typeddict-item]
-                "on_frontier": frontier,
-                "metadata": meta[i % len(meta)],
-                "line": f"{vname}: {energy_ratio:.2f}x of fp32, accuracy {quality_ratio:.3f}x",
-            }
+            replace(
+                reference,
+                variant=vname,
+                nodeid=f"tests/test_models.py::test_{name}[{vname}]",
+                energy_per_unit=0.84 * energy_ratio,
+                energy_ratio=energy_ratio,
+                ci_low=energy_ratio - 0.03,
+                ci_high=energy_ratio + 0.04,
+                quality=_accuracy(quality_ratio),
+                limits={"max_energy_ratio": 0.6, "min_quality_ratio": 0.99},
+                verdict=verdict_word,
+                on_frontier=frontier,
+                metadata=meta[i % len(meta)],
+                line=f"{vname}: {energy_ratio:.2f}x of fp32, accuracy {quality_ratio:.3f}x",
+            )
         )
-    return {
-        "family": name,
-        "reference": "fp32",
-        "unit": "sample",
-        "method": "measured",
-        "hardware_class": "measured-amd-epyc-9r14-nvidia-h100-1a2b3c4d",
-        "variants": variants,
-    }
+    return FamilyResult(
+        family=name,
+        reference="fp32",
+        unit="sample",
+        method="measured",
+        hardware_class="measured-amd-epyc-9r14-nvidia-h100-1a2b3c4d",
+        variants=variants,
+    )
 
 
-def gate(failed: bool = True, **changes: Any) -> GateRecord:
-    record: GateRecord = {
-        "baseline": ".energy/baselines/main.json",
-        "threshold": 0.05,
-        "margin": 0.01,
-        "alpha": 0.05,
-        "method": "measured",
-        "counts": {"regression": 2, "improvement": 1, "unchanged": 2, "inconclusive": 1},
-        "suite": {
-            "status": "regression" if failed else "unchanged",
-            "ratio": 1.04,
-            "ci_low": 1.01,
-            "ci_high": 1.07,
-            "baseline_j": 4000.0,
-            "current_j": 4160.0,
-            "tests": 6,
-        },
-        "unstable": False,
-        "failed": failed,
-    }
-    record.update(changes)  # type: ignore[typeddict-item]
-    return record
+def gate(failed: bool = True, **changes: Any) -> GateSummary:
+    summary = GateSummary(
+        baseline=".energy/baselines/main.json",
+        threshold=0.05,
+        margin=0.01,
+        alpha=0.05,
+        method="measured",
+        counts={"regression": 2, "improvement": 1, "unchanged": 2, "inconclusive": 1},
+        suite=SuiteCheck(
+            status="regression" if failed else "unchanged",
+            ratio=1.04,
+            ci_low=1.01,
+            ci_high=1.07,
+            baseline_j=4000.0,
+            current_j=4160.0,
+            tests=6,
+        ),
+        unstable=False,
+        failed=failed,
+    )
+    return replace(summary, **changes)
+
+
+def _budget(name: str, limit: float, value: float) -> BudgetNote:
+    """A ``fail`` budget of the energy marker, judged on one call's window."""
+    return BudgetNote(
+        budget=name,
+        limit=limit,
+        value=value,
+        low=None,
+        high=None,
+        exceeded=value > limit,
+        action="fail",
+        method="measured",
+        meters="nvml, rapl",
+        unit="call",
+    )
 
 
 def sample_tests() -> list[TestResult]:
@@ -460,34 +512,7 @@ def sample_tests() -> list[TestResult]:
         ),
         replace(
             plain_test("tests/test_train.py::test_new_feature", 18.3, 0.4, line=70, status=None),
-            budget=[
-                {
-                    "budget": "max_joules",
-                    "limit": 15.0,
-                    "value": 18.3,
-                    "low": None,
-                    "high": None,
-                    "exceeded": True,
-                    "action": "fail",
-                    "method": "measured",
-                    "meters": "nvml, rapl",
-                    "unit": "call",
-                    "why_not_fail": "",
-                },
-                {
-                    "budget": "max_watts",
-                    "limit": 100.0,
-                    "value": 45.8,
-                    "low": None,
-                    "high": None,
-                    "exceeded": False,
-                    "action": "fail",
-                    "method": "measured",
-                    "meters": "nvml, rapl",
-                    "unit": "call",
-                    "why_not_fail": "",
-                },
-            ],
+            budget=[_budget("max_joules", 15.0, 18.3), _budget("max_watts", 100.0, 45.8)],
         ),
         TestResult(
             nodeid="tests/test_train.py::test_broken",

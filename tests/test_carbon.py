@@ -41,6 +41,7 @@ from pytest_energy.carbon.tables import (
     parse_cloud_regions,
     parse_countries,
 )
+from pytest_energy.record import CarbonSummary, from_plain, to_plain
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "pytest_energy" / "data"
@@ -437,11 +438,14 @@ def test_header_line() -> None:
 def test_session_record_is_json() -> None:
     choice = resolve_intensity(None, "FR")
     record = session_record(choice, parse_pue("industry"), parse_embodied("1500,4"), ["note"])
-    assert record["provenance"] == "44.18 g/kWh, FRA, Ember 2024 (lifecycle)"
-    assert record["pue"] == 1.58
-    assert record["embodied"]["kg_co2e"] == 1500
-    assert record["notices"] == ["note"]
-    json.dumps(record, allow_nan=False)
+    assert record.provenance == "44.18 g/kWh, FRA, Ember 2024 (lifecycle)"
+    assert record.pue == 1.58
+    assert record.embodied is not None
+    assert record.embodied.kg_co2e == 1500
+    assert record.notices == ["note"]
+    plain = to_plain(record)
+    json.dumps(plain, allow_nan=False)
+    assert from_plain(CarbonSummary, plain) == record
 
 
 # -- PUE -----------------------------------------------------------------------------

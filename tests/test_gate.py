@@ -12,30 +12,29 @@ import math
 
 import pytest
 
-from pytest_energy.gate import rule as gate
-from pytest_energy.gate.rule import (
+from pytest_energy.gate import (
     GateInput,
     confirmation_rounds,
     decide,
+    decision,
     evaluate,
     gate_problem,
     holm_adjust,
     holm_reject,
     not_gated,
     not_gated_for_flags,
+    rule,
     screen,
+    screening,
     session_stability,
+    suite,
     suite_check,
+    variants,
 )
-from pytest_energy.ratios import (
-    independent_ratio,
-    interleaved_order,
-    interleaved_ratio,
-    pair_rounds,
-    paired_ratio,
-    ratio_limit_met,
-)
-from pytest_energy.record import Verdict
+from pytest_energy.gate.variants import ratio_limit_met
+from pytest_energy.measure.rounds import interleaved_order
+from pytest_energy.record import SuiteCheck, Verdict
+from pytest_energy.stats import paired_log_ratio
 
 # Normal scores with mean 0 over every block of 5 and of 10.
 SCORES = (-1.2816, 1.2816, -0.5244, 0.5244, 0.0, -0.8416, 0.8416, -0.2533, 0.2533, 0.0)
@@ -268,7 +267,7 @@ def test_no_tests_no_verdicts() -> None:
     assert decide([]) == []
     outcome = evaluate([])
     assert (outcome.verdicts, outcome.failed, outcome.counts) == ([], False, {})
-    assert outcome.suite == {"status": "not_gated", "tests": 0}
+    assert outcome.suite == SuiteCheck(status="not_gated", tests=0)
 
 
 # --- Holm's correction -------------------------------------------------------------------------
@@ -428,45 +427,45 @@ def test_many_small_regressions_fail_the_suite_while_no_single_test_can() -> Non
     ]
     assert all(v.status != "regression" for v in decide(tests))
     check = suite_check(tests)
-    assert check["status"] == "regression"
-    assert check["ratio"] == pytest.approx(1.07, rel=0.01)
-    assert check["tests"] == 40
-    assert check["ci_low"] < check["ratio"] < check["ci_high"]
-    assert check["current_j"] / check["baseline_j"] == pytest.approx(check["ratio"])
+    assert check.status == "regression"
+    assert check.ratio == pytest.approx(1.07, rel=0.01)
+    assert check.tests == 40
+    assert check.ci_low < check.ratio < check.ci_high
+    assert check.current_j / check.baseline_j == pytest.approx(check.ratio)
 
 
 def test_a_clean_suite_is_unchanged_and_an_improved_one_improves() -> None:
-    assert suite_check(suite_of(1.0))["status"] == "unchanged"
-    assert suite_check(suite_of(0.85))["status"] == "improvement"
+    assert suite_check(suite_of(1.0)).status == "unchanged"
+    assert suite_check(suite_of(0.85)).status == "improvement"
 
 
 def test_the_suite_weights_tests_by_their_energy() -> None:
     heavy = GateInput("heavy", rounds(100.0, 0.01, 10), rounds(120.0, 0.01))
     light = GateInput("light", rounds(1.0, 0.01, 10), rounds(0.5, 0.01))
     check = suite_check([heavy, light])
-    assert check["ratio"] == pytest.approx(120.5 / 101.0, rel=1e-3)
+    assert check.ratio == pytest.approx(120.5 / 101.0, rel=1e-3)
     per_call = suite_check([heavy, GateInput("light", light.baseline, light.current, weight=200)])
-    assert per_call["ratio"] == pytest.approx((120.0 + 100.0) / (100.0 + 200.0), rel=1e-3)
+    assert per_call.ratio == pytest.approx((120.0 + 100.0) / (100.0 + 200.0), rel=1e-3)
 
 
 def test_the_suite_leaves_out_what_cannot_be_gated() -> None:
     tests = [*suite_of(1.0, n=3), GateInput("bad", (1.0,), (-2.0,))]
-    assert suite_check(tests)["tests"] == 3
-    assert suite_check([GateInput("bad", (), (1.0,))]) == {"status": "not_gated", "tests": 0}
+    assert suite_check(tests).tests == 3
+    assert suite_check([GateInput("bad", (), (1.0,))]) == SuiteCheck(status="not_gated", tests=0)
 
 
 def test_the_suite_without_any_spread_is_inconclusive() -> None:
     check = suite_check([GateInput("a", (10.0,), (13.0,)), GateInput("b", (5.0,), (6.0,))])
-    assert check["status"] == "inconclusive"
-    assert check["ratio"] == pytest.approx(19.0 / 15.0)
+    assert check.status == "inconclusive"
+    assert check.ratio == pytest.approx(19.0 / 15.0)
 
 
 def test_the_suite_handles_single_rounds_and_histories() -> None:
     borrowed = suite_check([GateInput("a", rounds(10.0, 0.01), (10.0,))])
-    assert borrowed["status"] == "unchanged"
+    assert borrowed.status == "unchanged"
     history = (10.0, 10.3, 9.8, 10.1, 9.9)
     runs = suite_check([GateInput("h", history, rounds(13.0, 0.01), baseline_kind="history")])
-    assert runs["status"] == "regression"
+    assert runs.status == "regression"
 
 
 def test_evaluate_puts_the_suite_in_the_family() -> None:
@@ -474,7 +473,7 @@ def test_evaluate_puts_the_suite_in_the_family() -> None:
     outcome = evaluate(tests)
     assert not outcome.failed
     assert outcome.counts == {"unchanged": 3}
-    assert outcome.suite["status"] == "unchanged"
+    assert outcome.suite.status == "unchanged"
     hot = GateInput("hot", BASE, rounds(12.0, 0.01))
     up = evaluate([*tests, hot])
     assert up.failed
@@ -490,7 +489,7 @@ def test_evaluate_fails_on_the_suite_alone() -> None:
     ]
     outcome = evaluate(tests)
     assert "regression" not in outcome.counts
-    assert outcome.suite["status"] == "regression"
+    assert outcome.suite.status == "regression"
     assert outcome.failed
 
 
@@ -544,8 +543,8 @@ def test_a_non_positive_calibration_is_suspect() -> None:
 # --- variants: paired, interleaved ratios and limits ----------------------------------------
 
 
-def test_interleaved_rounds_give_a_paired_ratio() -> None:
-    order = interleaved_order(4)
+def test_interleaved_rounds_give_a_paired_ratio_that_cancels_drift() -> None:
+    order = [side for pair in range(4) for side in interleaved_order(pair)]
     assert order == [
         "reference",
         "candidate",
@@ -556,44 +555,20 @@ def test_interleaved_rounds_give_a_paired_ratio() -> None:
         "candidate",
         "reference",
     ]
-    assert interleaved_order(1, reference_first=False) == ["candidate", "reference"]
-    drift = iter(1.0 + 0.01 * k for k in range(8))
+    drift = iter(1.0 + 0.01 * k for k in range(8))  # the machine heats up, 1 % a round
     energy = {"reference": 10.0, "candidate": 4.7}
-    recorded = [(role, energy[role] * next(drift)) for role in order]
-    estimate = interleaved_ratio(recorded)
-    assert estimate.paired
-    assert estimate.n == 4
+    recorded = [(side, energy[side] * next(drift)) for side in order]
+    reference = [value for side, value in recorded if side == "reference"]
+    candidate = [value for side, value in recorded if side == "candidate"]
+    estimate = paired_log_ratio(reference, candidate)
     assert estimate.ratio == pytest.approx(0.47, rel=0.01)
-    assert ratio_limit_met(estimate.ci, 0.6, "at_most") == "pass"
-
-
-def test_pair_rounds_drops_an_unpaired_round_and_refuses_unknown_roles() -> None:
-    assert pair_rounds([("reference", 1.0), ("candidate", 2.0), ("reference", 3.0)]) == (
-        [1.0],
-        [2.0],
-    )
-    with pytest.raises(ValueError, match="round role"):
-        pair_rounds([("baseline", 1.0)])
-
-
-def test_paired_and_independent_ratios() -> None:
-    reference, candidate = rounds(10.0, 0.02), rounds(6.0, 0.02)
-    paired = paired_ratio(reference, candidate)
-    assert paired.ratio == pytest.approx(0.6)
-    assert paired.ci == (paired.ci_low, paired.ci_high)
-    assert paired.ci_low == pytest.approx(0.6)  # identical noise pattern: no paired spread
-    unpaired = independent_ratio(reference, candidate, confidence=0.9)
-    assert not unpaired.paired
-    assert unpaired.ci_low < 0.6 < unpaired.ci_high
-    assert unpaired.confidence == 0.9
-    with pytest.raises(ValueError, match="confidence"):
-        paired_ratio(reference, candidate, confidence=1.0)
+    assert ratio_limit_met(estimate.interval(0.95), 0.6, "at_most") == "pass"
 
 
 def test_a_single_pair_leaves_every_limit_inconclusive() -> None:
-    estimate = paired_ratio([10.0], [4.0])
-    assert estimate.ci == (0.0, math.inf)
-    assert ratio_limit_met(estimate.ci, 0.6, "at_most") == "inconclusive"
+    interval = paired_log_ratio([10.0], [4.0]).interval(0.95)
+    assert interval == (0.0, math.inf)
+    assert ratio_limit_met(interval, 0.6, "at_most") == "inconclusive"
 
 
 @pytest.mark.parametrize(
@@ -625,6 +600,7 @@ def test_ratio_limit_refuses_nonsense() -> None:
         ratio_limit_met((math.nan, 0.6), 0.6, "at_most")
 
 
-def test_gate_docstring_examples_hold() -> None:
-    result = doctest.testmod(gate, optionflags=doctest.ELLIPSIS)
+@pytest.mark.parametrize("module", [decision, rule, screening, suite, variants])
+def test_gate_docstring_examples_hold(module: object) -> None:
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)  # type: ignore[arg-type]
     assert result.failed == 0

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_energy.measure import gpu_sync
-from pytest_energy.measure.gpu_sync import synchronize_cuda
+from pytest_energy.measure import window
+from pytest_energy.measure.window import synchronize_cuda
 
 
 class FakeCuda:
@@ -108,10 +108,10 @@ def test_cuda_errors_surface(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
 def test_real_torch_without_cuda_work_is_not_initialised() -> None:
     # In a subprocess: importing torch here would leak into other tests.
-    repo = Path(gpu_sync.__file__).resolve().parents[1]
+    repo = Path(window.__file__).resolve().parents[2]
     script = (
         "import torch\n"
-        "from pytest_energy.measure.gpu_sync import synchronize_cuda\n"
+        "from pytest_energy.measure.window import synchronize_cuda\n"
         "print(synchronize_cuda(), torch.cuda.is_initialized())\n"
     )
     env = dict(os.environ, PYTHONPATH=str(repo))

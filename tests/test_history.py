@@ -21,16 +21,16 @@ from pytest_energy.record import (
     Session,
     Summary,
     TestResult,
+    Totals,
     Verdict,
 )
+from pytest_energy.report.trend import format_trend, sparkline
 from pytest_energy.storage.history import (
     APPLICATION_ID,
     SCHEMA_VERSION,
     History,
     HistoryError,
     TrendPoint,
-    format_trend,
-    sparkline,
 )
 
 H100 = "cpu=Xeon 8480|gpu=H100|measured"
@@ -109,7 +109,7 @@ def run(
         method="measured",
         idle=None,
         scope="call",
-        totals={},
+        totals=Totals(len(tests), 1.0, 1.0, 1.0),
         exit_status=0,
         interrupted=interrupted,
         commit=commit,

@@ -12,7 +12,8 @@ import json
 import pytest
 
 from pytest_energy.config.settings import Settings
-from pytest_energy.gate.run_gate import Gatekeeper
+from pytest_energy.gate.baseline import from_results
+from pytest_energy.gate.run_gate import RunGate
 from pytest_energy.record import (
     SCHEMA_VERSION,
     Benchmark,
@@ -23,8 +24,10 @@ from pytest_energy.record import (
     Session,
     Summary,
     TestResult,
+    Totals,
 )
-from pytest_energy.storage.baselines import BaselineEntry, baseline_entries, normalized_per_unit
+from pytest_energy.storage.baseline_file import BaselineEntry
+from pytest_energy.storage.baselines import baseline_entries
 
 MACHINE = Machine(
     "CPU",
@@ -66,14 +69,15 @@ def run_record(speed: float, work: float, calibration: float = 0.1) -> RunRecord
         "modelled",
         None,
         "call",
-        {},
+        Totals(1, 1.0, 1.0, 1.0),
     )
     return RunRecord(SCHEMA_VERSION, session, [test])
 
 
 def test_normalized_samples_are_work_over_calibration() -> None:
     (test,) = run_record(speed=1.5, work=2.0).tests
-    values = normalized_per_unit(test)
+    assert test.benchmark is not None
+    values = test.benchmark.normalized_samples()
     # J per unit = 1.5 * 2 / 2 units = 1.5; calibration J per call = 0.15: ratio 10.
     assert values[0] == pytest.approx(10.0)
     assert len(values) == 5
@@ -88,8 +92,8 @@ def test_baseline_entries_store_the_ratios_and_read_them_back() -> None:
 
 def test_a_slower_cpu_is_not_a_regression_once_normalized() -> None:
     baseline, slower = run_record(speed=1.0, work=2.0), run_record(speed=1.6, work=2.0)
-    gate = Gatekeeper.from_record(Settings(), baseline, slower)
-    record, failed = gate.decide(slower, {})
+    gate = RunGate(Settings(), from_results(baseline, slower))
+    record, failed = gate.decide(slower, None)
     verdict = record.tests[0].verdict
     assert verdict is not None
     assert verdict.status == "unchanged"
@@ -102,8 +106,8 @@ def test_a_slower_cpu_is_not_a_regression_once_normalized() -> None:
 
 def test_more_work_is_a_regression_whatever_the_cpu_speed() -> None:
     baseline, heavier = run_record(speed=1.0, work=2.0), run_record(speed=0.7, work=2.4)
-    gate = Gatekeeper.from_record(Settings(), baseline, heavier)
-    record, failed = gate.decide(heavier, {})
+    gate = RunGate(Settings(), from_results(baseline, heavier))
+    record, failed = gate.decide(heavier, None)
     verdict = record.tests[0].verdict
     assert verdict is not None
     assert verdict.status == "regression"
@@ -114,8 +118,8 @@ def test_more_work_is_a_regression_whatever_the_cpu_speed() -> None:
 def test_without_ratios_on_both_sides_joules_are_compared() -> None:
     baseline = run_record(speed=1.0, work=2.0)
     raw = run_record(speed=1.6, work=2.0, calibration=0.0)  # no calibration recorded
-    gate = Gatekeeper.from_record(Settings(), baseline, raw)
-    record, _ = gate.decide(raw, {})
+    gate = RunGate(Settings(), from_results(baseline, raw))
+    record, _ = gate.decide(raw, None)
     verdict = record.tests[0].verdict
     assert verdict is not None
     assert verdict.kind == "baseline"

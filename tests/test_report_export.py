@@ -110,7 +110,8 @@ def test_csv_quotes_hostile_ids_and_defuses_formulas() -> None:
 
 def test_negative_numbers_stay_numeric() -> None:
     test = plain_test("t.py::x", 1.0, 1.0, status="improvement", ratio=0.5)
-    test = replace(test, verdict=replace(test.verdict, ci_low=-0.25))  # type: ignore[arg-type]
+    assert test.verdict is not None
+    test = replace(test, verdict=replace(test.verdict, ci_low=-0.25))
     rows = list(csv.reader(io.StringIO(csv_text(replace(sample_record(), tests=[test])))))
     assert dict(zip(rows[0], rows[1], strict=True))["ci_low"] == "-0.25"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,18 @@ def test_hostile_ids_are_inert_and_readable() -> None:
         assert "#\u20601" in text
 
 
+def test_a_variant_the_gate_did_not_judge_reads_not_gated() -> None:
+    record = sample_record()
+    (fam,) = record.families
+    variants = [
+        replace(v, verdict="not_gated") if v.variant == "int4-pruned" else v for v in fam.variants
+    ]
+    record = replace(record, families=[replace(fam, variants=variants)])
+    (family_table,) = [t for t in tables(summary_markdown(record)) if t[0][0] == "Family"]
+    verdicts = {row[1]: row[5] for row in family_table[2:]}
+    assert verdicts == {"fp32": "● reference", "int8": "✓ pass", "int4-pruned": "– not gated"}
+
+
 def test_summary_is_cut_to_its_byte_limit() -> None:
     record = scale_record(3000)
     text = summary_markdown(record, max_bytes=20_000)
@@ -258,6 +271,9 @@ def test_ratio_and_change_formats() -> None:
     assert fmt.ratio(0.47, 0.44, 0.51) == "0.47x [0.44, 0.51]"
     assert fmt.ratio(0.021) == "0.021x"
     assert fmt.ratio(None) == "—"
+    # A results file writes an unknown number as null; the record reads it back as NaN.
+    assert fmt.ratio(float("nan")) == "—"
+    assert fmt.ratio(0.47, float("nan"), float("nan")) == "0.47x"
     assert fmt.change(1.234) == "+23.4%"
     assert fmt.change(0.47) == "-53.0%"
     assert fmt.change(1.0001) == "0.0%"

@@ -26,14 +26,11 @@ from pytest_energy.record import (
     Session,
     Summary,
     TestResult,
+    Totals,
+    VariantResult,
 )
-from pytest_energy.storage.baselines import (
-    FORMAT_VERSION,
-    Baseline,
-    BaselineError,
-    BaselineStore,
-    energy_per_unit,
-)
+from pytest_energy.storage.baseline_file import FORMAT_VERSION, Baseline, BaselineError
+from pytest_energy.storage.baselines import BaselineStore
 
 H100 = "cpu=Xeon 8480|gpu=H100|measured"
 A10 = "cpu=EPYC 7R32|gpu=A10G|measured"
@@ -81,7 +78,7 @@ def bench_test(
     unit: str = "sample",
     units_per_call: float = 8.0,
     calls: int = 10,
-    variant: dict[str, Any] | None = None,
+    variant: VariantResult | None = None,
     quality: Sequence[Quality] = (),
     reference_rounds: Sequence[float] = (),
 ) -> TestResult:
@@ -163,7 +160,7 @@ def make_record(
         method="measured",
         idle=None,
         scope="call",
-        totals={},
+        totals=Totals(len(tests), 1.0, 1.0, 1.0),
         exit_status=0,
         interrupted=interrupted,
         commit=commit,
@@ -347,7 +344,19 @@ def test_variants_keep_family_quality_and_only_their_own_rounds(store: BaselineS
             bench_test(
                 "tests/test_bert.py::test_energy[int8]",
                 [0.4, 0.42],
-                variant={"family": "bert", "variant": "int8", "reference": "fp32"},
+                variant=VariantResult(
+                    family="bert",
+                    reference="fp32",
+                    variant="int8",
+                    unit="sample",
+                    method="measured",
+                    energy_per_unit=0.41,
+                    energy_ratio=0.45,
+                    ci_low=0.44,
+                    ci_high=0.46,
+                    verdict="pass",
+                    line="int8: 0.45x",
+                ),
                 quality=[Quality("accuracy", 0.912345678)],
                 reference_rounds=[0.9, 0.91],
             )
@@ -365,13 +374,13 @@ def test_variants_keep_family_quality_and_only_their_own_rounds(store: BaselineS
 
 def test_energy_per_unit_falls_back_to_the_summary_without_rounds() -> None:
     test = bench_test("t.py::test_a", [2.0, 4.0])
-    per_unit = energy_per_unit(test)
+    per_unit = test.per_unit_samples()
     assert per_unit is not None
     assert per_unit[0] == "sample"
     assert per_unit[1] == pytest.approx([2.0, 4.0])
     assert test.benchmark is not None
     bare = dataclasses.replace(test, benchmark=dataclasses.replace(test.benchmark, rounds=[]))
-    assert energy_per_unit(bare) == ("sample", [3.0])
+    assert bare.per_unit_samples() == ("sample", [3.0])
 
 
 # --- hardware classes ------------------------------------------------------------------------

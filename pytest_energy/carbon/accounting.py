@@ -8,11 +8,11 @@ except for a marker's ``max_gco2e`` with a fixed explicit intensity.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from pytest_energy.config.settings import SettingError, Settings
-from pytest_energy.record import Carbon, Measurement
+from pytest_energy.record import Carbon, CarbonSummary, Measurement
 
 if TYPE_CHECKING:
     import pytest
@@ -79,8 +79,6 @@ class SessionCarbon:
 
     def carbon(self, measurement: Measurement, per_unit_j: float | None = None) -> Carbon:
         """CO2e of a test's window, and of one unit of work for a benchmark."""
-        from dataclasses import replace
-
         from pytest_energy.carbon import carbon_for, grams_co2e
 
         carbon = carbon_for(
@@ -101,18 +99,15 @@ class SessionCarbon:
 
         return header_line(self.choice, self.pue, self.embodied)
 
-    def session_record(self, total_grams: float | None) -> dict[str, Any]:
+    def session_record(self, total_grams: float | None) -> CarbonSummary:
         from pytest_energy.carbon import cleaner_region_hint, provenance_line, session_record
 
         record = session_record(self.choice, self.pue, self.embodied, list(self.notices))
-        record["line"] = provenance_line(self.choice) + (
+        line = provenance_line(self.choice) + (
             f", PUE {self.pue.value:g}" if self.pue.value != 1 else ""
         )
-        if total_grams is not None:
-            hint = cleaner_region_hint(self.choice, total_grams)
-            if hint:
-                record["hint"] = hint
-        return record
+        hint = cleaner_region_hint(self.choice, total_grams) if total_grams is not None else None
+        return replace(record, line=line, hint=hint or "")
 
     def grams_per_joule(self) -> float | None:
         """For CO2e budgets: only a fixed, user-given intensity may fail a test."""

@@ -9,13 +9,12 @@ release of the data to the next, a live one from hour to hour.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from pytest_energy.carbon.factors import DEFAULT_PUE, EmbodiedChoice, PueChoice
 from pytest_energy.carbon.intensity import IntensityChoice, provenance_line
 from pytest_energy.carbon.tables import DATASETS, Tables, bundled_tables
 from pytest_energy.carbon.values import CarbonError, format_number, parse_number
-from pytest_energy.record import Carbon
+from pytest_energy.record import Carbon, CarbonSummary, EmbodiedSummary
 
 JOULES_PER_KWH = 3_600_000.0
 
@@ -208,35 +207,35 @@ def session_record(
     pue: PueChoice | None = None,
     embodied: EmbodiedChoice | None = None,
     notices: list[str] | None = None,
-) -> dict[str, Any]:
+) -> CarbonSummary:
     """The run record's ``session.carbon``: the settings behind every CO2e figure."""
     pue = pue or DEFAULT_PUE
-    return {
-        "intensity_g_per_kwh": choice.value,
-        "kind": choice.kind,
-        "region": choice.region,
-        "name": choice.name,
-        "requested": choice.requested,
-        "source": choice.source,
-        "year": choice.year,
-        "as_of": choice.as_of,
-        "basis": choice.basis,
-        "licence": choice.licence,
-        "attribution": choice.attribution,
-        "origin": choice.origin,
-        "provenance": provenance_line(choice),
-        "pue": pue.value,
-        "pue_label": pue.label,
-        "pue_source": pue.source,
-        "embodied": None
+    return CarbonSummary(
+        intensity_g_per_kwh=choice.value,
+        kind=choice.kind,
+        region=choice.region,
+        name=choice.name,
+        requested=choice.requested,
+        source=choice.source,
+        year=choice.year,
+        as_of=choice.as_of,
+        basis=choice.basis,
+        licence=choice.licence,
+        attribution=choice.attribution,
+        origin=choice.origin,
+        provenance=provenance_line(choice),
+        pue=pue.value,
+        pue_label=pue.label,
+        pue_source=pue.source,
+        embodied=None
         if embodied is None
-        else {
-            "kg_co2e": embodied.kg_co2e,
-            "lifetime_years": embodied.lifetime_years,
-            "share": embodied.share,
-            "label": embodied.label,
-            "source": embodied.source,
-        },
-        "header": header_line(choice, pue, embodied),
-        "notices": list(notices or []),
-    }
+        else EmbodiedSummary(
+            kg_co2e=embodied.kg_co2e,
+            lifetime_years=embodied.lifetime_years,
+            share=embodied.share,
+            label=embodied.label,
+            source=embodied.source,
+        ),
+        header=header_line(choice, pue, embodied),
+        notices=list(notices or []),
+    )

@@ -31,7 +31,7 @@ from pytest_energy.carbon.countries import ALPHA2_TO_ALPHA3, ALPHA3_TO_ALPHA2
 from pytest_energy.carbon.intensity import IntensityChoice, provenance_line
 from pytest_energy.carbon.tables import Basis
 from pytest_energy.carbon.values import CarbonError, origin_of
-from pytest_energy.record import write_atomic
+from pytest_energy.output_files import write_atomic
 
 TOKEN_ENV = "ELECTRICITYMAPS_TOKEN"
 URL_ENV = "PYTEST_ENERGY_ELECTRICITYMAPS_URL"

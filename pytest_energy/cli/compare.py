@@ -1,4 +1,4 @@
-"""``pytest-energy compare`` and ``pytest-energy history``: the gate outside pytest.
+"""``pytest-energy compare``: the gate outside pytest, on two results files.
 
 ``compare BASE.json HEAD.json`` gives the verdicts an in-run gate would give
 for the same rounds (screening rounds and confirmation rounds are read back
@@ -13,9 +13,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from pytest_energy.cli import CommandError, add_output_argument, load_results, write_output
+from pytest_energy.cli.common import CommandError, add_output_argument, load_results, write_output
+from pytest_energy.config import defaults
 from pytest_energy.config.options import parse_percent
-from pytest_energy.config.settings import SettingError, Settings
+from pytest_energy.config.settings import MAX_ALPHA, SettingError, Settings
 
 
 def _percent(text: str) -> float:
@@ -31,42 +32,45 @@ def add_compare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fail",
         type=_percent,
-        default=0.05,
+        default=defaults.THRESHOLD,
         metavar="PERCENT",
         help="material regression threshold (default: 5%%)",
     )
     parser.add_argument(
         "--margin",
         type=_percent,
-        default=0.01,
+        default=defaults.MARGIN,
         metavar="PERCENT",
         help="certainty margin on the ratio's lower bound (default: 1%%)",
     )
     parser.add_argument(
         "--alpha",
         type=_percent,
-        default=0.01,
+        default=defaults.ALPHA,
         metavar="PERCENT",
-        help="family-wise false-alarm rate (default: 1%%)",
+        help="family-wise false-alarm rate, at most 5%% (default: 1%%)",
     )
     add_output_argument(parser, "HEAD results with the gate's verdicts (JSON)")
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    from pytest_energy.gate.run_gate import Gatekeeper
+    from pytest_energy.gate.baseline import from_results
+    from pytest_energy.gate.run_gate import RunGate
     from pytest_energy.report.terminal import write_regressions
 
     if args.margin >= args.fail:
         raise CommandError("--margin must be below --fail")
+    if args.alpha > MAX_ALPHA:
+        # As in the plugin: the screen decides unflagged tests at p >= 5 %.
+        raise CommandError(f"--alpha must be at most {MAX_ALPHA:.0%}")
     baseline, current = load_results(args.baseline), load_results(args.current)
     settings = Settings(fail=args.fail, margin=args.margin, alpha=args.alpha)
     try:
-        gate = Gatekeeper.from_record(settings, baseline, current)
+        compared = from_results(baseline, current)
     except SettingError as exc:
         raise CommandError(str(exc)) from None
-    gate.label = str(args.baseline)
-    calibration = current.session.calibration or {}
-    record, failed = gate.decide(current, calibration)
+    compared.label = str(args.baseline)
+    record, failed = RunGate(settings, compared).decide(current, current.session.calibration)
     write_regressions(_Printer(), record)
     if args.output is not None:
         write_output(record.to_json(), args.output)
@@ -82,38 +86,3 @@ class _Printer:
 
     def write_line(self, line: str, **markup: bool) -> None:
         sys.stdout.write(line + "\n")
-
-
-def add_history_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "test", nargs="?", default=None, metavar="TEST", help="a test id (default: every test)"
-    )
-    parser.add_argument(
-        "--history",
-        type=Path,
-        default=Path(".energy/history.sqlite"),
-        metavar="PATH",
-        help="the history file (default: .energy/history.sqlite)",
-    )
-    parser.add_argument(
-        "--limit", type=int, default=20, metavar="N", help="runs shown per test (default: 20)"
-    )
-
-
-def run_history(args: argparse.Namespace) -> int:
-    from pytest_energy.storage.history import History, HistoryError, format_trend
-
-    if not args.history.exists():
-        raise CommandError(f"no history at {args.history}; run pytest --energy first")
-    try:
-        rows = History(args.history).trend(args.test, limit=args.limit)
-    except HistoryError as exc:
-        raise CommandError(str(exc)) from None
-    if not rows:
-        raise CommandError(
-            f"no runs of {args.test!r} in {args.history}"
-            if args.test
-            else f"{args.history} holds no runs yet"
-        )
-    write_output(format_trend(rows) + "\n", None)
-    return 0

@@ -1,1 +1,1 @@
-"""config."""
+"""Configuration: the option table, settings with their origins, the marker, defaults."""

@@ -3,7 +3,7 @@
 ``--energy-meter`` is also ``energy_meter`` in the ini file and
 ``PYTEST_ENERGY_METER`` in the environment. CLI options default to ``None`` so
 "not given" is visible, and precedence (CLI > env > ini > default) is resolved
-in :mod:`pytest_energy.settings`, the only place that reads them.
+in :mod:`pytest_energy.config.settings`, the only place that reads them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+
+from pytest_energy.config import defaults
 
 if TYPE_CHECKING:
     from pytest_energy.meters import MeterSpec
@@ -185,7 +187,7 @@ OPTIONS: tuple[Option, ...] = (
         "top",
         "Number of tests listed in the energy section. Default: 10",
         parse_non_negative_int,
-        10,
+        defaults.TOP_TESTS,
         "N",
     ),
     Option(
@@ -193,7 +195,7 @@ OPTIONS: tuple[Option, ...] = (
         "What a test's window covers: call (the test body) or protocol (setup, call and "
         "teardown). Default: call",
         parse_choice(*SCOPES),
-        "call",
+        defaults.SCOPE,
         "SCOPE",
     ),
     Option(
@@ -201,7 +203,7 @@ OPTIONS: tuple[Option, ...] = (
         "Length of the idle-power bracket measured once before the tests when counters are "
         "present; 0 disables it. Default: 1",
         parse_non_negative_float,
-        1.0,
+        defaults.IDLE_SECONDS,
         "SECONDS",
     ),
     Option(
@@ -209,14 +211,14 @@ OPTIONS: tuple[Option, ...] = (
         "Watts per busy CPU core used by the model meter. Default: 3.5 (Cloud Carbon "
         "Footprint's AWS average)",
         parse_positive_float,
-        3.5,
+        None,  # the model meter's own figure (meters/model.py), with its source
         "WATTS",
     ),
     Option(
         "rapl_root",
         "Root of the powercap tree. Default: /sys/class/powercap",
         parse_path,
-        Path("/sys/class/powercap"),
+        defaults.RAPL_ROOT,
         "PATH",
     ),
     # energy_benchmark
@@ -224,14 +226,14 @@ OPTIONS: tuple[Option, ...] = (
         "rounds",
         "Rounds per benchmark, each its own energy window. Default: 5",
         parse_positive_int,
-        5,
+        defaults.ROUNDS,
         "N",
     ),
     Option(
         "warmup",
         "Unbilled warm-up calls before a benchmark calibrates. Default: 1",
         parse_non_negative_int,
-        1,
+        defaults.WARMUP_CALLS,
         "N",
     ),
     Option(
@@ -254,7 +256,7 @@ OPTIONS: tuple[Option, ...] = (
         "Round-to-round coefficient of variation above which a benchmark is "
         "flagged unstable. Default: 5%",
         parse_percent,
-        0.05,
+        defaults.CV_LIMIT,
         "PERCENT",
     ),
     Option(
@@ -277,7 +279,7 @@ OPTIONS: tuple[Option, ...] = (
         "dir",
         "Folder for baselines and history. Default: .energy",
         parse_path,
-        Path(".energy"),
+        defaults.ENERGY_DIR,
         "PATH",
     ),
     Option(
@@ -287,7 +289,7 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "NAME",
         kind="optional",
-        const="default",
+        const=defaults.BASELINE_NAME,
     ),
     Option(
         "compare",
@@ -296,7 +298,7 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "NAME|PATH",
         kind="optional",
-        const="default",
+        const=defaults.BASELINE_NAME,
     ),
     Option(
         "update_baseline",
@@ -312,33 +314,39 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "TEXT",
     ),
-    Option("fail", "Material regression threshold. Default: 5%", parse_percent, 0.05, "PERCENT"),
+    Option(
+        "fail",
+        "Material regression threshold. Default: 5%",
+        parse_percent,
+        defaults.THRESHOLD,
+        "PERCENT",
+    ),
     Option(
         "margin",
         "Certainty margin: the ratio's lower confidence bound must exceed 1 + margin. Default: 1%",
         parse_percent,
-        0.01,
+        defaults.MARGIN,
         "PERCENT",
     ),
     Option(
         "alpha",
         "Family-wise false-alarm rate across gated tests. Default: 1%",
         parse_percent,
-        0.01,
+        defaults.ALPHA,
         "PERCENT",
     ),
     Option(
         "max_rounds",
         "Round cap per benchmark including confirmation rounds. Default: 20",
         parse_positive_int,
-        20,
+        defaults.MAX_ROUNDS,
         "N",
     ),
     Option(
         "history",
         "SQLite history file, or off. Default: <dir>/history.sqlite",
         parse_optional_path,
-        Path("history.sqlite"),
+        Path(defaults.HISTORY_FILE),
         "PATH",
     ),
     Option(
@@ -423,3 +431,12 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 BY_NAME = {option.name: option for option in OPTIONS}
+
+#: The marker as ``pytest --markers`` lists it.
+MARKER_SIGNATURE = (
+    "energy(rounds=5, warmup=1, window=None, max_time=None, cv_limit='5%', max_joules=None, "
+    "max_joules_per_unit=None, max_watts=None, max_gco2e=None, on_modelled='warn', "
+    "max_regression='5%', gate=True, family=None, reference=None, variant=None, "
+    "variant_param='variant', max_energy_ratio=None, min_quality_ratio=None, variants=None): "
+    "energy settings, budgets and model-variant limits for a test, class or module"
+)

@@ -1,14 +1,13 @@
-"""Settings, resolved in one place: marker > CLI > env > ini > default.
+"""Session settings, resolved once: CLI > env > ini > default, with where each came from.
 
-``Settings.from_config`` reads every session option once and validates it;
-``TestSettings.for_item`` layers the ``energy`` marker (function, class, then
-module) on top. Bad values raise :class:`SettingError`, whose message names
+``Settings.from_config`` reads every option of :mod:`.options` once and
+validates it; the ``energy`` marker is layered on top per test by
+:mod:`.marker`. Bad values raise :class:`SettingError`, whose message names
 where the value came from; the plugin turns it into pytest's usage error.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -18,8 +17,14 @@ from typing import Any
 
 import pytest
 
-from pytest_energy.config.options import ON_MODELLED, OPTIONS, Option, parse_percent
+from pytest_energy.config import defaults
+from pytest_energy.config.options import OPTIONS, Option
 from pytest_energy.meters import MeterSpec
+from pytest_energy.meters.model import DEFAULT_WATTS_PER_CORE
+
+#: The screen decides unflagged tests at p >= 5 %, so a larger family-wise alpha
+#: would let them fail the build (docs/gate.md).
+MAX_ALPHA = 0.05
 
 
 class SettingError(ValueError):
@@ -85,28 +90,28 @@ class Settings:
     enabled: bool = False
     meter: MeterSpec = field(default_factory=lambda: MeterSpec(("auto",)))
     json: Path | None = None
-    top: int = 10
-    scope: str = "call"
-    idle_seconds: float = 1.0
-    model_watts: float = 3.5
-    rapl_root: Path = Path("/sys/class/powercap")
-    rounds: int = 5
-    warmup: int = 1
+    top: int = defaults.TOP_TESTS
+    scope: str = defaults.SCOPE
+    idle_seconds: float = defaults.IDLE_SECONDS
+    model_watts: float = DEFAULT_WATTS_PER_CORE
+    rapl_root: Path = defaults.RAPL_ROOT
+    rounds: int = defaults.ROUNDS
+    warmup: int = defaults.WARMUP_CALLS
     window: float | None = None
     max_time: float | None = None
-    cv_limit: float = 0.05
+    cv_limit: float = defaults.CV_LIMIT
     benchmark_disable: bool = False
     on_modelled: str = "warn"
-    dir: Path = Path(".energy")
+    dir: Path = defaults.ENERGY_DIR
     save_baseline: str | None = None
     compare: str | None = None
     update_baseline: bool = False
     reason: str | None = None
-    fail: float = 0.05
-    margin: float = 0.01
-    alpha: float = 0.01
-    max_rounds: int = 20
-    history: Path | None = Path(".energy/history.sqlite")
+    fail: float = defaults.THRESHOLD
+    margin: float = defaults.MARGIN
+    alpha: float = defaults.ALPHA
+    max_rounds: int = defaults.MAX_ROUNDS
+    history: Path | None = defaults.HISTORY_PATH
     history_baseline: int | None = None
     branch: str | None = None
     calibration: bool = True
@@ -128,12 +133,13 @@ class Settings:
         origins: dict[str, str] = {}
         for option in OPTIONS:
             values[option.name], origins[option.name] = _resolve(config, option)
-        if values["meter"] is None:
-            values["meter"] = MeterSpec(("auto",))
+        # Options whose default lives with the code that owns it (the meter
+        # specification, the model's watts) are left to the dataclass.
+        values = {k: v for k, v in values.items() if v is not None or origins[k] != "default"}
         for name in ("json", "html", "markdown", "rapl_root", "dir"):
-            if isinstance(values[name], Path):
+            if isinstance(values.get(name), Path):
                 values[name] = _base_dir(config, origins[name]) / values[name]
-        history = values["history"]
+        history = values.get("history")
         if isinstance(history, Path) and not history.is_absolute():
             # The default history file lives in the energy folder.
             base = (
@@ -142,8 +148,12 @@ class Settings:
                 else _base_dir(config, origins["history"])
             )
             values["history"] = base / history
-        meter = values["meter"]
-        if meter.replay_path is not None and not meter.replay_path.is_absolute():
+        meter = values.get("meter")
+        if (
+            meter is not None
+            and meter.replay_path is not None
+            and not meter.replay_path.is_absolute()
+        ):
             values["meter"] = MeterSpec(
                 meter.names, _base_dir(config, origins["meter"]) / meter.replay_path
             )
@@ -169,7 +179,7 @@ class Settings:
                 f"{self.origins.get('margin', 'margin')}: the certainty margin "
                 f"({self.margin:.0%}) must be below the threshold ({self.fail:.0%})"
             )
-        if self.alpha > 0.05:
+        if self.alpha > MAX_ALPHA:
             # The screen decides unflagged tests at p >= 5 %, so a larger family-wise
             # alpha would let them fail the build (see pytest_energy.gate).
             raise SettingError(f"{self.origins.get('alpha', 'alpha')}: must be at most 5%")
@@ -186,178 +196,4 @@ class Settings:
     @property
     def baseline_name(self) -> str:
         """The baseline an update or save writes to."""
-        return self.save_baseline or self.compare or "default"
-
-
-# -- the energy marker --------------------------------------------------------
-
-
-def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise SettingError(f"{name} must be a number, got {value!r}")
-    if value <= 0:
-        raise SettingError(f"{name} must be greater than 0, got {value!r}")
-    return float(value)
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise SettingError(f"{name} must be a whole number of at least 1, got {value!r}")
-    return value
-
-
-def _non_negative_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SettingError(f"{name} must be a whole number of at least 0, got {value!r}")
-    return value
-
-
-def _fraction(name: str, value: object) -> float:
-    """``"8%"`` or ``0.08``; a bare number of 1 or more is refused as ambiguous."""
-    if isinstance(value, str):
-        try:
-            return parse_percent(value)
-        except ValueError as exc:
-            raise SettingError(f"{name}: {exc}") from None
-    number = _positive(name, value)
-    if number >= 1:
-        raise SettingError(f"{name} must be a percentage string such as '8%', got {value!r}")
-    return number
-
-
-def _choice(name: str, value: object, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise SettingError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
-    return str(value)
-
-
-def _text(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise SettingError(f"{name} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise SettingError(f"{name} must be True or False, got {value!r}")
-    return value
-
-
-def _variant_limits(name: str, value: object) -> dict[str, dict[str, float]]:
-    if not isinstance(value, Mapping):
-        raise SettingError(f"{name} must map variant names to limits, got {value!r}")
-    limits: dict[str, dict[str, float]] = {}
-    for variant, spec in value.items():
-        if not isinstance(spec, Mapping):
-            raise SettingError(f"{name}[{variant!r}] must be a dict of limits, got {spec!r}")
-        unknown = set(spec) - {"max_energy_ratio", "min_quality_ratio"}
-        if unknown:
-            raise SettingError(
-                f"{name}[{variant!r}] has unknown keys {sorted(unknown)}; "
-                "valid: max_energy_ratio, min_quality_ratio"
-            )
-        limits[str(variant)] = {
-            k: _positive(f"{name}[{variant!r}].{k}", v) for k, v in spec.items()
-        }
-    return limits
-
-
-#: Valid marker keywords and their validators.
-MARKER_KEYWORDS: dict[str, Any] = {
-    # energy_benchmark
-    "rounds": _positive_int,
-    "warmup": _non_negative_int,
-    "window": _positive,
-    "max_time": _positive,
-    "cv_limit": _fraction,
-    # budgets
-    "max_joules": _positive,
-    "max_joules_per_unit": _positive,
-    "max_watts": _positive,
-    "max_gco2e": _positive,
-    "on_modelled": lambda n, v: _choice(n, v, ON_MODELLED),
-    # the gate
-    "max_regression": _fraction,
-    "gate": _flag,
-    # model variants
-    "family": _text,
-    "reference": _text,
-    "variant": _text,
-    "variant_param": _text,
-    "max_energy_ratio": _positive,
-    "min_quality_ratio": _positive,
-    "variants": _variant_limits,
-}
-
-
-def _closest_first(item: pytest.Item) -> list[pytest.Mark]:
-    """``energy`` markers from the test outwards (function, class, module).
-
-    Within one node the later marker wins, so a ``pytest.param(..., marks=...)``
-    override beats the decorator on the test function it parametrizes.
-    """
-    marks: list[pytest.Mark] = []
-    for node in reversed(item.listchain()):
-        marks.extend(m for m in reversed(node.own_markers) if m.name == "energy")
-    return marks
-
-
-def marker_options(item: pytest.Item) -> dict[str, Any]:
-    """Validated ``energy`` marker keywords for ``item``; the closest marker wins."""
-    merged: dict[str, Any] = {}
-    for marker in _closest_first(item):
-        if marker.args:
-            raise SettingError(
-                f"{item.nodeid}: @pytest.mark.energy takes keyword arguments only, "
-                f"got {marker.args!r}"
-            )
-        for key, value in marker.kwargs.items():
-            if key not in MARKER_KEYWORDS:
-                raise SettingError(
-                    f"{item.nodeid}: @pytest.mark.energy got unknown keyword {key!r}; "
-                    f"valid keywords: {', '.join(sorted(MARKER_KEYWORDS))}"
-                )
-            if key in merged:
-                continue  # the closest marker wins
-            try:
-                merged[key] = MARKER_KEYWORDS[key](key, value)
-            except SettingError as exc:
-                raise SettingError(f"{item.nodeid}: @pytest.mark.energy: {exc}") from None
-    return merged
-
-
-@dataclass(frozen=True)
-class TestSettings:
-    """The settings one test runs with: its marker over the session settings."""
-
-    __test__ = False
-
-    rounds: int
-    warmup: int
-    window: float | None
-    max_time: float | None
-    cv_limit: float
-    on_modelled: str
-    max_regression: float
-    gate: bool
-    budgets: Mapping[str, float]
-    marker: Mapping[str, Any]
-
-    @classmethod
-    def for_item(cls, settings: Settings, marker: Mapping[str, Any]) -> TestSettings:
-        return cls(
-            rounds=marker.get("rounds", settings.rounds),
-            warmup=marker.get("warmup", settings.warmup),
-            window=marker.get("window", settings.window),
-            max_time=marker.get("max_time", settings.max_time),
-            cv_limit=marker.get("cv_limit", settings.cv_limit),
-            on_modelled=marker.get("on_modelled", settings.on_modelled),
-            max_regression=marker.get("max_regression", settings.fail),
-            gate=marker.get("gate", True),
-            budgets={
-                k: marker[k]
-                for k in ("max_joules", "max_joules_per_unit", "max_watts", "max_gco2e")
-                if k in marker
-            },
-            marker=marker,
-        )
+        return self.save_baseline or self.compare or defaults.BASELINE_NAME

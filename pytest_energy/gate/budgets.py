@@ -10,13 +10,11 @@ warns instead of failing, whatever the method.
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import pytest
 
-from pytest_energy.config.settings import TestSettings
-from pytest_energy.record import Benchmark, Measurement
+from pytest_energy.config.marker import TestSettings
+from pytest_energy.record import Benchmark, BudgetNote, Measurement
 
 _LABELS = {
     "max_joules": ("J per call", "J"),
@@ -30,51 +28,35 @@ class EnergyBudgetWarning(UserWarning):
     """A budget was exceeded by a number that is not allowed to fail the test."""
 
 
-@dataclass(frozen=True)
-class BudgetNote:
-    """One budget judged: what was measured, the limit, and what happens."""
+def budget_message(note: BudgetNote) -> str:
+    """The one line a user sees for an exceeded budget."""
+    label, symbol = _LABELS[note.budget]
+    label = label.format(unit=note.unit)
+    interval = ""
+    if note.low is not None and note.high is not None:
+        interval = f" [95% CI {note.low:.4g}, {note.high:.4g}]"
+    text = (
+        f"energy budget exceeded: {label} {note.value:.4g} {symbol}{interval} > "
+        f"{note.budget}={note.limit:g} {symbol} ({note.method} by {note.meters})"
+    )
+    if note.why_not_fail:
+        text += f"; {note.why_not_fail}"
+    return text
 
-    budget: str
-    limit: float
-    value: float
-    low: float | None
-    high: float | None
-    exceeded: bool
-    action: str  # fail, warn or ignore
-    method: str
-    meters: str
-    unit: str
-    why_not_fail: str = ""
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def message(self) -> str:
-        label, symbol = _LABELS[self.budget]
-        label = label.format(unit=self.unit)
-        interval = ""
-        if self.low is not None and self.high is not None:
-            interval = f" [95% CI {self.low:.4g}, {self.high:.4g}]"
-        text = (
-            f"energy budget exceeded: {label} {self.value:.4g} {symbol}{interval} > "
-            f"{self.budget}={self.limit:g} {symbol} ({self.method} by {self.meters})"
+def enforce(note: BudgetNote, location: tuple[str, int] | None = None) -> None:
+    """Fail the test, or warn at ``location`` (the test's file and line)."""
+    if not note.exceeded or note.action == "ignore":
+        return
+    message = budget_message(note)
+    if note.action == "fail":
+        pytest.fail(message, pytrace=False)
+    if location is None:
+        warnings.warn(EnergyBudgetWarning(message), stacklevel=3)
+    else:
+        warnings.warn_explicit(
+            EnergyBudgetWarning(message), EnergyBudgetWarning, location[0], location[1]
         )
-        if self.why_not_fail:
-            text += f"; {self.why_not_fail}"
-        return text
-
-    def enforce(self, location: tuple[str, int] | None = None) -> None:
-        """Fail the test, or warn at ``location`` (the test's file and line)."""
-        if not self.exceeded or self.action == "ignore":
-            return
-        if self.action == "fail":
-            pytest.fail(self.message(), pytrace=False)
-        if location is None:
-            warnings.warn(EnergyBudgetWarning(self.message()), stacklevel=3)
-        else:
-            warnings.warn_explicit(
-                EnergyBudgetWarning(self.message()), EnergyBudgetWarning, location[0], location[1]
-            )
 
 
 def _action(method: str, flags: list[str], settings: TestSettings) -> tuple[str, str]:

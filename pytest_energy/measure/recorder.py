@@ -1,9 +1,9 @@
-"""One energy session: the meters, the idle bracket, every test's result, the run record.
+"""One session's measurements: the meters, the idle bracket, every test's result.
 
 The pytest hooks in :mod:`pytest_energy.plugin` only decide *when* a window
-opens and closes; this object decides *what* is measured and kept. Under
-pytest-xdist each worker measures its own tests and the controller, which
-never opens a meter, collects the results and writes the files.
+opens and closes; this object decides *what* is measured and kept, and turns it
+into the run record. Under pytest-xdist each worker measures its own tests and
+the controller, which never opens a meter, collects the results.
 """
 
 from __future__ import annotations
@@ -11,17 +11,21 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any, Literal
 
 import pytest
 
 from pytest_energy import __version__
 from pytest_energy.config.settings import Settings
+from pytest_energy.measure.calibration import calibration_work
+from pytest_energy.measure.families import FamilyRegistry
+from pytest_energy.measure.sizing import time_per_call
 from pytest_energy.measure.window import EnergyWindow, gpu_synchronizer, measurement_between
 from pytest_energy.meters import MeterError, MeterSet, open_meters
+from pytest_energy.output_files import write_atomic
 from pytest_energy.record import (
     SCHEMA_VERSION,
+    Calibration,
     Idle,
     Machine,
     Measurement,
@@ -29,9 +33,9 @@ from pytest_energy.record import (
     RunRecord,
     Session,
     TestResult,
+    Totals,
     from_plain,
     to_plain,
-    write_atomic,
 )
 
 Role = Literal["serial", "worker", "controller"]
@@ -45,8 +49,8 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-class EnergySession:
-    """Meters, results and files of one pytest session."""
+class SessionRecorder:
+    """Meters, idle power and results of one pytest session."""
 
     def __init__(
         self,
@@ -64,9 +68,10 @@ class EnergySession:
         self.idle: Idle | None = None
         self.failure: str | None = None
         self.notices: list[str] = []
-        #: Calibration workload energies ("start", "end"), J per call.
-        self.calibration: dict[str, list[float]] = {}
-        self._calibration_calls: int | None = None
+        #: The calibration workload's J per call at the start and the end of the session.
+        self.calibration = Calibration()
+        #: References of model families measured so far in this process.
+        self.families = FamilyRegistry()
         self._last_checkpoint = 0.0
         self.meters: MeterSet | None = None
         self._sync: Callable[[], bool] = lambda: False
@@ -165,40 +170,6 @@ class EnergySession:
             total_watts=idle.total_j / idle.seconds,
         )
 
-    # -- the calibration workload ---------------------------------------------------
-
-    def measure_calibration(self, windows: int = 3) -> list[float]:
-        """Joules per call of a fixed CPU workload, in a few windows long enough for the meter.
-
-        Run at the start and the end of a gated session: if the same work costs
-        more than 2 % more energy at the end, the machine changed (thermal
-        state, clocks, background load) and energy alone must not fail the build.
-        """
-        from pytest_energy.gate.run_gate import calibration_work
-        from pytest_energy.measure.benchmark import calls_for_window, target_window, time_per_call
-
-        if self.meters is None or self.failure is not None:
-            return []
-        if self._calibration_calls is None:
-            # Sized once: the end of the session repeats exactly the work of its start.
-            target = target_window(self.meters.update_period_s, self.settings.window)
-            self._calibration_calls = calls_for_window(
-                time_per_call(calibration_work, target), target
-            )
-        calls = self._calibration_calls
-        energies: list[float] = []
-        for _ in range(windows):
-            window = self.open_window()
-            if window is None:
-                return []
-            for _ in range(calls):
-                calibration_work()
-            measurement = self.close_window(window)
-            if measurement is None:
-                return []
-            energies.append(measurement.total_j / calls)
-        return energies
-
     # -- windows -------------------------------------------------------------
 
     def open_window(self) -> EnergyWindow | None:
@@ -225,9 +196,6 @@ class EnergySession:
 
     def calibration_calls(self, seconds: float) -> int:
         """Calls of the calibration workload that take about ``seconds``."""
-        from pytest_energy.gate.run_gate import calibration_work
-        from pytest_energy.measure.benchmark import time_per_call
-
         if self._calibration_call_s is None:
             self._calibration_call_s = time_per_call(calibration_work, 0.02)
         return max(1, round(seconds / max(self._calibration_call_s, 1e-9)))
@@ -257,9 +225,6 @@ class EnergySession:
                 self._last_checkpoint = now
                 self.write_json(self.record(None, interrupted=False, finished=False))
 
-    def replace_result(self, index: int, result: TestResult) -> None:
-        self.results[index] = result
-
     def record(
         self, exit_status: int | None, *, interrupted: bool, finished: bool = True
     ) -> RunRecord:
@@ -278,6 +243,7 @@ class EnergySession:
             interrupted=interrupted,
             workers=self.workers,
             notices=list(self.notices),
+            calibration=self.calibration if self.calibration.start else None,
         )
         return RunRecord(schema_version=SCHEMA_VERSION, session=session, tests=list(self.results))
 
@@ -296,7 +262,7 @@ class EnergySession:
             "idle": to_plain(self.idle),
             "notices": list(self.notices),
             "failure": self.failure,
-            "calibration": dict(self.calibration),
+            "calibration": to_plain(self.calibration),
         }
 
     def merge_worker(self, output: Mapping[str, Any]) -> None:
@@ -307,8 +273,9 @@ class EnergySession:
         for notice in output.get("notices", []):
             if notice not in self.notices:
                 self.notices.append(str(notice))
-        for phase, values in (output.get("calibration") or {}).items():
-            self.calibration.setdefault(phase, list(values))
+        calibration = output.get("calibration")
+        if isinstance(calibration, dict) and not (self.calibration.start or self.calibration.end):
+            self.calibration = from_plain(Calibration, calibration)
         if output.get("failure") and self.failure is None:
             self.failure = str(output["failure"])
 
@@ -317,20 +284,18 @@ class EnergySession:
             self.meters.close()
 
 
-def _totals(results: list[TestResult], idle: Idle | None) -> dict[str, float]:
+def _totals(results: list[TestResult], idle: Idle | None) -> Totals:
     measured = [r.measurement for r in results if r.measurement is not None]
     joules = sum(m.total_j for m in measured)
     seconds = sum(m.seconds for m in measured)
-    totals = {
-        "tests": float(len(measured)),
-        "joules": joules,
-        "seconds": seconds,
-        "watts": joules / seconds if seconds > 0 else 0.0,
-    }
     net = [r.net_j for r in results if r.net_j is not None]
-    if idle is not None and net:
-        totals["net_joules"] = sum(net)
-    return totals
+    return Totals(
+        tests=len(measured),
+        joules=joules,
+        seconds=seconds,
+        watts=joules / seconds if seconds > 0 else 0.0,
+        net_joules=sum(net) if idle is not None and net else None,
+    )
 
 
 def _fallback_machine(method: str) -> Machine:
@@ -338,7 +303,3 @@ def _fallback_machine(method: str) -> Machine:
     from pytest_energy.measure.machine import fingerprint
 
     return fingerprint((), method, __version__, pytest.__version__)
-
-
-def with_measurement(result: TestResult, measurement: Measurement) -> TestResult:
-    return replace(result, measurement=measurement)

@@ -3,12 +3,18 @@
 A window never polls: it reads the meters once when it opens and once when it
 closes (an NVML energy read costs 3-4 ms on an H100). Before each edge it
 waits for queued CUDA work when a GPU meter is active, so the work launched
-inside the window is billed to it and nothing from before leaks in.
+inside the window is billed to it and nothing from before leaks in: CUDA
+kernels run asynchronously, and a test can return while its kernels are still
+queued. The H100 probe showed it: "50 ms" windows that launched matmuls for
+50 ms and then synchronised held ~0.9 s of GPU work and ~630 J
+(reference/h100-nvml-probe.json, short_50ms_J).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from typing import Any
 
 from pytest_energy.meters import MeterSet, Reading
 from pytest_energy.record import Measurement
@@ -27,8 +33,6 @@ def gpu_synchronizer(meters: MeterSet) -> Callable[[], bool]:
     """The CUDA sync to run at window edges: only when a GPU is being metered."""
     if not any(domain.scope == "gpu-board" for domain in meters.domains):
         return _no_sync
-    from pytest_energy.measure.gpu_sync import synchronize_cuda
-
     return synchronize_cuda
 
 
@@ -85,3 +89,29 @@ def measurement_between(
         meters=list(meters.names),
         flags=sorted(flags),
     )
+
+
+def synchronize_cuda() -> bool:
+    """Synchronise every CUDA device this process uses, if torch already uses CUDA.
+
+    Never imports torch and never initialises CUDA: a test that used no GPU
+    pays one dictionary lookup. Returns whether it synchronised. An
+    asynchronous CUDA error raised by the test's own kernels surfaces here, as
+    it would at the test's next synchronisation.
+    """
+    torch: Any = sys.modules.get("torch")
+    if torch is None:
+        return False
+    cuda: Any = getattr(torch, "cuda", None)
+    # A partially imported torch (an import in progress or failed) has no cuda yet.
+    if cuda is None or not cuda.is_initialized():
+        return False
+    # torch.cuda.synchronize(k) makes k current, which creates a CUDA context
+    # (hundreds of MB) on a device the process never touched; skip those when
+    # torch can tell us which devices have one.
+    has_context: Any = getattr(getattr(torch, "_C", None), "_cuda_hasPrimaryContext", None)
+    for device in range(cuda.device_count()):
+        if has_context is not None and not has_context(device):
+            continue
+        cuda.synchronize(device)
+    return True

@@ -1,15 +1,12 @@
 """Energy meters: hardware counters (RAPL, NVML), the CPU-time model, and replay.
 
-``open_meters`` turns an ``--energy-meter`` specification into a
-:class:`MeterSet`; the concrete meter modules are imported only when asked for,
-so loading the plugin touches no hardware and imports no ``pynvml``.
+Meters know nothing of pytest: each is a cumulative counter behind the small
+interface of :mod:`.base`. :mod:`.meter_set` opens the ones ``--energy-meter``
+names and reads them together; the concrete meter modules are imported only
+when asked for, so loading the plugin touches no hardware.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 from pytest_energy.meters.base import (
     DomainInfo,
@@ -20,9 +17,9 @@ from pytest_energy.meters.base import (
     MeterUnavailable,
     Method,
     Reading,
-    clock,
     counter_delta,
 )
+from pytest_energy.meters.meter_set import MeterSet, MeterSpec, open_meters, parse_meter_spec
 
 __all__ = [
     "DomainInfo",
@@ -39,141 +36,3 @@ __all__ = [
     "open_meters",
     "parse_meter_spec",
 ]
-
-COUNTER_METERS = ("rapl", "nvml")
-METER_NAMES = ("auto", "rapl", "nvml", "model", "replay:PATH")
-
-
-@dataclass(frozen=True)
-class MeterSpec:
-    """A parsed ``--energy-meter`` value."""
-
-    names: tuple[str, ...]
-    replay_path: Path | None = None
-
-    def __str__(self) -> str:
-        if self.replay_path is not None:
-            return f"replay:{self.replay_path}"
-        return ",".join(self.names)
-
-
-def parse_meter_spec(text: str) -> MeterSpec:
-    """Parse ``auto``, ``rapl``, ``nvml``, ``model``, ``rapl,nvml`` or ``replay:PATH``."""
-    value = text.strip()
-    if value.startswith("replay:"):
-        path = value[len("replay:") :].strip()
-        if not path:
-            raise ValueError("replay needs a trace file: replay:PATH")
-        return MeterSpec(("replay",), Path(path))
-    names = tuple(part.strip() for part in value.split(",") if part.strip())
-    if not names:
-        raise ValueError(f"expected one of {', '.join(METER_NAMES)}")
-    for name in names:
-        if name not in ("auto", "model", *COUNTER_METERS):
-            raise ValueError(f"unknown meter {name!r}; expected one of {', '.join(METER_NAMES)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"meter listed twice in {value!r}")
-    if len(names) > 1 and ("auto" in names or "model" in names):
-        # Measured and modelled joules must never be added together.
-        raise ValueError("only counters combine (rapl,nvml); 'auto' and 'model' stand alone")
-    return MeterSpec(names)
-
-
-class MeterSet:
-    """The active meters, read together at each window edge."""
-
-    def __init__(self, meters: Sequence[Meter], notices: Sequence[str] = ()) -> None:
-        if not meters:
-            raise ValueError("a MeterSet needs at least one meter")
-        methods = {m.info.method for m in meters}
-        if len(methods) > 1:
-            raise ValueError("cannot combine measured and modelled meters")
-        names = [d.name for m in meters for d in m.info.domains]
-        if len(set(names)) != len(names):
-            raise ValueError(f"meters report overlapping domains: {names}")
-        self.meters = tuple(meters)
-        #: One-line messages for the user, e.g. why a counter was not used.
-        self.notices = tuple(notices)
-        self.method: Method = meters[0].info.method
-        self.virtual_clock = any(m.info.virtual_clock for m in meters)
-        #: The slowest counter decides how long a window must be to resolve.
-        self.update_period_s = max(m.info.update_period_s for m in meters)
-        self.domains = tuple(d for m in meters for d in m.info.domains)
-
-    @property
-    def infos(self) -> tuple[MeterInfo, ...]:
-        return tuple(m.info for m in self.meters)
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(m.info.name for m in self.meters)
-
-    def read(self) -> Reading:
-        readings = [m.read() for m in self.meters]
-        joules: dict[str, float] = {}
-        for reading in readings:
-            joules.update(reading.joules)
-        t = readings[0].t if self.virtual_clock else clock()
-        return Reading(
-            t=t,
-            joules=joules,
-            wraps=sum(r.wraps for r in readings),
-            notes=frozenset().union(*(r.notes for r in readings)),
-        )
-
-    def close(self) -> None:
-        for meter in self.meters:
-            meter.close()
-
-
-def _open_counter(name: str, rapl_root: Path) -> Meter:
-    if name == "rapl":
-        from pytest_energy.meters.rapl import RaplMeter
-
-        return RaplMeter.open(rapl_root)
-    from pytest_energy.meters.nvml import NvmlMeter
-
-    return NvmlMeter.open()
-
-
-def open_meters(
-    spec: MeterSpec,
-    *,
-    rapl_root: Path,
-    model_watts: float,
-    warn: Callable[[str], None] = lambda message: None,
-) -> MeterSet:
-    """Open the meters ``spec`` names.
-
-    A meter named explicitly that cannot be opened raises
-    :class:`MeterUnavailable` (a usage error for the caller). ``auto`` takes
-    every counter that opens and falls back to the model, saying why.
-    """
-    if spec.replay_path is not None:
-        from pytest_energy.meters.replay import ReplayMeter
-
-        return MeterSet([ReplayMeter.from_file(spec.replay_path)])
-    if spec.names == ("model",):
-        from pytest_energy.meters.model import ModelMeter
-
-        return MeterSet([ModelMeter(model_watts)])
-    if spec.names != ("auto",):
-        return MeterSet([_open_counter(name, rapl_root) for name in spec.names])
-
-    meters: list[Meter] = []
-    notices: list[str] = []
-    for name in COUNTER_METERS:
-        try:
-            meters.append(_open_counter(name, rapl_root))
-        except MeterPermissionError as exc:
-            # Counters exist but are root-only: say how to fix it, every run.
-            notices.append(f"{name}: {exc}")
-            warn(f"{name} counters are not readable: {exc}")
-        except MeterUnavailable:
-            continue
-    if meters:
-        return MeterSet(meters, notices)
-    from pytest_energy.meters.model import ModelMeter
-
-    notices.append("no readable energy counter; energy is modelled from CPU time")
-    return MeterSet([ModelMeter(model_watts)], notices)

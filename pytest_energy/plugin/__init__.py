@@ -1,14 +1,14 @@
 """The pytest entry point of pytest-energy: options, the marker, the fixture.
 
-Everything else lives in :class:`pytest_energy.run.EnergyRun`, registered only
-when ``--energy`` is on. With it off, loading this module imports no meter,
-no pynvml, no torch and no jinja2, and touches no hardware.
+Everything else lives in :class:`pytest_energy.plugin.energy_run.EnergyRun`,
+registered only when ``--energy`` is on. With it off, loading this module
+imports no meter, no pynvml, no torch and no jinja2, and touches no hardware.
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
@@ -52,15 +52,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(option.ini, option.help, type="string", default=None)
 
 
-MARKER_SIGNATURE = (
-    "energy(rounds=5, warmup=1, window=None, max_time=None, cv_limit='5%', max_joules=None, "
-    "max_joules_per_unit=None, max_watts=None, max_gco2e=None, on_modelled='warn', "
-    "max_regression='5%', gate=True, family=None, reference=None, variant=None, "
-    "variant_param='variant', max_energy_ratio=None, min_quality_ratio=None, variants=None): "
-    "energy settings, budgets and model-variant limits for a test, class or module"
-)
-
-
 def _switched_on(config: pytest.Config) -> bool:
     """``--energy`` > ``PYTEST_ENERGY`` > ini ``energy``, read without loading the settings.
 
@@ -78,6 +69,8 @@ def _switched_on(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
+    from pytest_energy.config.options import MARKER_SIGNATURE
+
     config.addinivalue_line("markers", MARKER_SIGNATURE)
     if getattr(config.option, "help", False) or not _switched_on(config):
         return
@@ -89,7 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     if not settings.enabled:
         return
-    from pytest_energy.plugin.hooks import EnergyRun
+    from pytest_energy.plugin.energy_run import EnergyRun
 
     config.pluginmanager.register(EnergyRun.start(config, settings), RUN_PLUGIN_NAME)
 
@@ -103,4 +96,9 @@ def energy_benchmark(request: pytest.FixtureRequest) -> EnergyBenchmark:
     """
     from pytest_energy.measure.benchmark import EnergyBenchmark
 
-    return EnergyBenchmark.for_request(request)
+    # The run plugin is registered only with --energy; without it, nothing of the
+    # measuring machinery is imported.
+    run = request.config.pluginmanager.get_plugin(RUN_PLUGIN_NAME)
+    if run is not None and not run.settings.benchmark_disable:
+        return cast("EnergyBenchmark", run.benchmark_for(request))
+    return EnergyBenchmark(request, None)

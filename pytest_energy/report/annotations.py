@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from pytest_energy.record import RunRecord, TestResult
+from pytest_energy.record import FamilyResult, RunRecord, TestResult, VariantResult
 from pytest_energy.report import format as fmt
 from pytest_energy.report.overview import overview, variant_label
 
@@ -84,6 +84,22 @@ def _test_command(kind: str, test: TestResult, method: str) -> str:
     )
 
 
+def _variant_command(family: FamilyResult, variant: VariantResult, test: TestResult | None) -> str:
+    ratio = fmt.ratio(variant.energy_ratio, variant.ci_low, variant.ci_high)
+    line = variant.line or (
+        f"{variant.variant}: energy {ratio} of {family.reference or 'the reference'}"
+    )
+    name = fmt.shorten(variant.variant, 80)
+    return workflow_command(
+        "error",
+        f"{fmt.shorten(variant.nodeid, ID_LIMIT)}: {line} ({variant_label('fail').word}: outside "
+        "the family's energy or quality limits)",
+        file=test.file if test else None,
+        line=test.line if test and test.line and test.line > 0 else None,
+        title=f"Model variant over its limits: {name}",
+    )
+
+
 def _severity(test: TestResult) -> float:
     ratio = test.verdict.ratio if test.verdict else None
     return -ratio if ratio is not None and math.isfinite(ratio) else 0.0
@@ -96,29 +112,12 @@ def github_annotations(record: RunRecord, *, limit: int = MAX_PER_KIND) -> list[
     by_id = {t.nodeid: t for t in record.tests}
     errors = [_test_command("error", t, method) for t in sorted(ov.regressions, key=_severity)]
     regressed = {t.nodeid for t in ov.regressions}
-    for family, variant in ov.variant_failures:
-        nodeid = str(variant.get("nodeid", ""))
-        if nodeid in regressed:
-            continue  # already annotated as a regression of the same test
-        test = by_id.get(nodeid)
-        ratio = fmt.ratio(
-            variant.get("energy_ratio"), variant.get("ci_low"), variant.get("ci_high")
-        )
-        line = variant.get("line") or (
-            f"{variant.get('variant', '?')}: energy {ratio} of "
-            f"{family.get('reference', 'the reference')}"
-        )
-        name = fmt.shorten(str(variant.get("variant", "?")), 80)
-        errors.append(
-            workflow_command(
-                "error",
-                f"{fmt.shorten(nodeid, ID_LIMIT)}: {line} ({variant_label('fail').word}: outside "
-                "the family's energy or quality limits)",
-                file=test.file if test else None,
-                line=test.line if test and test.line and test.line > 0 else None,
-                title=f"Model variant over its limits: {name}",
-            )
-        )
+    errors += [
+        _variant_command(family, variant, by_id.get(variant.nodeid))
+        for family, variant in ov.variant_failures
+        # A variant whose test regressed is already annotated as that regression.
+        if variant.nodeid not in regressed
+    ]
     if ov.state == "failed" and not errors:
         errors.append(workflow_command("error", ov.headline, title="Energy check failed"))
     warnings = [_test_command("warning", t, method) for t in sorted(ov.inconclusive, key=_severity)]

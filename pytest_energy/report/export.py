@@ -66,7 +66,7 @@ def _benchmark_entry(test: TestResult) -> dict[str, Any] | None:
         s = test.benchmark.per_unit
         if math.isfinite(s.ci_low) and math.isfinite(s.ci_high):
             entry["range"] = f"± {fmt.sig((s.ci_high - s.ci_low) / 2)}"
-        candidate = sum(1 for r in test.benchmark.rounds if r.role == "candidate")
+        candidate = len(test.benchmark.rounds_of("candidate"))
         extra.append(f"rounds: {candidate} x {test.benchmark.calls_per_round} calls")
     else:
         entry["unit"] = "J"

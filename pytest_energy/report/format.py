@@ -152,11 +152,15 @@ def _ratio_value(value: float) -> str:
 
 
 def ratio(value: float | None, low: float | None = None, high: float | None = None) -> str:
-    """``0.47x [0.44, 0.51]``: a ratio with its confidence interval when known."""
-    if value is None:
+    """``0.47x [0.44, 0.51]``: a ratio with its confidence interval when known.
+
+    A results file writes an unknown number as null, which the record reads back as
+    NaN where the field is a float: NaN reads as unknown here too.
+    """
+    if value is None or not math.isfinite(value):
         return DASH
     text = f"{_ratio_value(value)}x"
-    if low is not None and high is not None:
+    if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
         text += f" [{_ratio_value(low)}, {_ratio_value(high)}]"
     return text
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from pytest_energy.record import FamilyRecord, RunRecord, TestResult, VariantRecord
+from pytest_energy.record import FamilyResult, RunRecord, TestResult, VariantResult
 from pytest_energy.report import format as fmt
 from pytest_energy.report.overview import (
     Overview,
@@ -133,26 +133,24 @@ def _change_table(title: str, tests: Sequence[TestResult]) -> _Table:
     return _Table(heading, len(tests), map(render, tests))
 
 
-def _variant_cells(family: FamilyRecord, variant: VariantRecord) -> list[str]:
-    label = variant_label(variant.get("verdict"))
+def _variant_cells(family: FamilyResult, variant: VariantResult) -> list[str]:
     quality = ", ".join(
-        f"{name} {fmt.share(q.get('ratio'))}"
-        for name, q in sorted((variant.get("quality") or {}).items())
+        f"{name} {fmt.share(q.ratio)}" for name, q in sorted(variant.quality.items())
     )
-    details = ", ".join(f"{k}={v}" for k, v in sorted((variant.get("metadata") or {}).items()))
+    details = ", ".join(f"{k}={v}" for k, v in sorted(variant.metadata.items()))
     return [
-        _esc(family.get("family", "?")),
-        _esc(variant.get("variant", "?")),
-        _esc(fmt.ratio(variant.get("energy_ratio"), variant.get("ci_low"), variant.get("ci_high"))),
+        _esc(family.family),
+        _esc(variant.variant),
+        _esc(fmt.ratio(variant.energy_ratio, variant.ci_low, variant.ci_high)),
         _esc(quality or fmt.DASH),
-        "◆ yes" if variant.get("on_frontier") else "no",
-        _esc(str(label)),
+        "◆ yes" if variant.on_frontier else "no",
+        _esc(str(variant_label(variant.verdict))),
         _esc(details, 120),
     ]
 
 
-def _families_table(families: Sequence[FamilyRecord]) -> _Table | None:
-    rows = [_row(_variant_cells(f, v)) for f in families for v in f.get("variants") or []]
+def _families_table(families: Sequence[FamilyResult]) -> _Table | None:
+    rows = [_row(_variant_cells(f, v)) for f in families for v in f.variants]
     if not rows:
         return None
     heading = [
@@ -216,7 +214,7 @@ def _all_tests_table(tests: Sequence[TestResult]) -> _Table:
 
 def _machine(record: RunRecord) -> str:
     m = record.session.machine
-    parts = [m.cpu_model] + [str(g.get("name", "GPU")) for g in m.gpus]
+    parts = [m.cpu_model, *m.gpu_names]
     return " · ".join(_esc(p, 120) for p in parts if p)
 
 
@@ -228,14 +226,10 @@ def _comparing(record: RunRecord) -> str:
     where = _esc(s.branch, 120) if s.branch else "this run"
     if s.commit:
         where += f" ({_esc(s.commit, 64)})"
-    parts = [
-        f"threshold {100 * gate['threshold']:g}%" if "threshold" in gate else "",
-        f"margin {100 * gate['margin']:g}%" if "margin" in gate else "",
-        f"Holm α {gate['alpha']:g}" if "alpha" in gate else "",
-    ]
-    rule = ", ".join(p for p in parts if p)
-    text = f"Comparing {where} with baseline {_esc(gate.get('baseline', '?'), 200)}"
-    return text + (f": {rule}." if rule else ".")
+    rule = (
+        f"threshold {100 * gate.threshold:g}%, margin {100 * gate.margin:g}%, Holm α {gate.alpha:g}"
+    )
+    return f"Comparing {where} with baseline {_esc(gate.baseline, 200)}: {rule}."
 
 
 def _totals(ov: Overview) -> list[str]:

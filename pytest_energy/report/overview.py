@@ -1,12 +1,8 @@
-"""Reports rendered from a :class:`~pytest_energy.results.RunRecord`.
+"""What every report leads with: which tests changed, the one-line verdict, the labels.
 
-Each renderer lives in its own module and is imported only when asked for
-(``html`` pulls in Jinja): :mod:`.html` (self-contained HTML page),
-:mod:`.markdown` (job summary and PR comment), :mod:`.annotations` (GitHub
-workflow commands) and :mod:`.export` (github-action-benchmark JSON, CSV).
-
-This module holds what they all agree on: which tests regressed, the one-line
-verdict, how a verdict is labelled. Reports read the record only, never meters.
+The terminal section, the Markdown, the annotations and the HTML page all call
+:func:`overview`, so they agree on the counts, on the headline and on how a
+verdict reads. It reads the run record only, never meters.
 """
 
 from __future__ import annotations
@@ -15,9 +11,17 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from pytest_energy.record import Carbon, FamilyRecord, RunRecord, TestResult, VariantRecord
+from pytest_energy.record import (
+    BudgetNote,
+    Carbon,
+    FamilyResult,
+    GateSummary,
+    RunRecord,
+    TestResult,
+    VariantResult,
+)
 from pytest_energy.report import format as fmt
 
 __all__ = [
@@ -64,6 +68,7 @@ VARIANT_LABELS = {
     "fail": Label("fail", "✗", "bad"),
     "inconclusive": Label("inconclusive", "?", "warn"),
     "reference": Label("reference", "●", "muted"),
+    "not_gated": Label("not gated", "–", "muted"),
 }
 
 GateState = Literal["failed", "passed", "not_gated"]
@@ -94,22 +99,20 @@ def per_unit(test: TestResult) -> tuple[float, str] | None:
 def budget_breaches(test: TestResult) -> list[str]:
     """The energy budgets (marker ``max_joules=`` and friends) that ``test`` exceeded.
 
-    Each note is the dict that ``pytest_energy.budgets.BudgetNote.as_dict`` wrote;
-    notes for budgets that held are not shown.
+    Budgets that held are not shown: a note says what went over, by how much,
+    and what the marker does about it (fail, warn).
     """
-    breaches = []
-    for note in test.budget:
-        if not isinstance(note, dict) or not note.get("exceeded"):
-            continue
-        value, limit = note.get("value"), note.get("limit")
-        numbers = (
-            f" {value:.4g} > {limit:g}"
-            if isinstance(value, int | float) and isinstance(limit, int | float)
-            else ""
-        )
-        action = f" ({note['action']})" if note.get("action") else ""
-        breaches.append(f"{note.get('budget', 'budget')}{numbers}{action}")
-    return breaches
+    return [_breach(note) for note in test.budget if note.exceeded]
+
+
+def _breach(note: BudgetNote) -> str:
+    numbers = (
+        f" {note.value:.4g} > {note.limit:g}"
+        if math.isfinite(note.value) and math.isfinite(note.limit)
+        else ""
+    )
+    action = f" ({note.action})" if note.action else ""
+    return f"{note.budget or 'budget'}{numbers}{action}"
 
 
 def carbon_label(carbon: Carbon) -> str:
@@ -160,7 +163,7 @@ class Overview:
     regressions: list[TestResult]
     improvements: list[TestResult]
     inconclusive: list[TestResult]
-    variant_failures: list[tuple[FamilyRecord, VariantRecord]]
+    variant_failures: list[tuple[FamilyResult, VariantResult]]
     state: GateState
     headline: str
     unstable: bool
@@ -191,10 +194,10 @@ def _not_gated_reason(record: RunRecord) -> str:
     return "no test had a comparable baseline"
 
 
-def _suite_regressed(gate: dict[str, Any]) -> str:
-    suite = gate.get("suite") or {}
-    if suite.get("status") == "regression" and suite.get("ratio") is not None:
-        return f"suite total {fmt.change(suite['ratio'])}"
+def _suite_regressed(gate: GateSummary) -> str:
+    suite = gate.suite
+    if suite.status == "regression" and suite.ratio is not None:
+        return f"suite total {fmt.change(suite.ratio)}"
     return ""
 
 
@@ -221,7 +224,7 @@ def _headline(
         reasons.append(
             _plural(variant_failures, "variant over its limits", "variants over their limits")
         )
-    suite = _suite_regressed(dict(record.gate or {}))
+    suite = _suite_regressed(record.gate) if record.gate is not None else ""
     if suite:
         reasons.append(suite)
     return "Energy check failed" + (f": {', '.join(reasons)}" if reasons else "")
@@ -241,18 +244,18 @@ def overview(record: RunRecord) -> Overview:
     variant_failures = [
         (family, variant)
         for family in record.families
-        for variant in family.get("variants", [])
-        if variant.get("verdict") == "fail"
+        for variant in family.variants
+        if variant.verdict == "fail"
     ]
     gate = record.gate
     state: GateState
-    if gate is None or (gated == 0 and not variant_failures and not gate.get("failed")):
+    if gate is None or (gated == 0 and not variant_failures and not gate.failed):
         state = "not_gated"
-    elif gate.get("failed", bool(regressions or variant_failures)):
+    elif gate.failed:
         state = "failed"
     else:
         state = "passed"
-    unstable = bool(record.session.unstable or (gate or {}).get("unstable"))
+    unstable = record.session.unstable or (gate is not None and gate.unstable)
     return Overview(
         method=record.session.method,
         tests=len(tests),
@@ -277,5 +280,5 @@ def overview(record: RunRecord) -> Overview:
             inconclusive=len(inconclusive),
         ),
         unstable=unstable,
-        unstable_reason=str((gate or {}).get("unstable_reason") or ""),
+        unstable_reason=gate.unstable_reason if gate is not None else "",
     )

@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
-from pytest_energy.record import FLAGS, RunRecord, TestResult
+from pytest_energy.record import FLAGS, FamilyResult, GateSummary, RunRecord, TestResult
 from pytest_energy.report import format as fmt
 
 #: Test ids are cut (keeping their end, where parametrize values are) to fit a line.
@@ -106,32 +106,33 @@ def _relative_interval(mean: float, low: float, high: float) -> str:
 
 def _families(writer: _Writer, record: RunRecord) -> None:
     for family in record.families:
-        writer.write_line("")
-        method = family.get("method", "")
-        note = " -- ratios of modelled numbers (CPU work)" if method == "modelled" else ""
-        writer.write_line(
-            f"model family {family.get('family')} (reference "
-            f"{family.get('reference')}, energy per {family.get('unit')}){note}:"
+        _family(writer, family)
+
+
+def _family(writer: _Writer, family: FamilyResult) -> None:
+    writer.write_line("")
+    note = " -- ratios of modelled numbers (CPU work)" if family.method == "modelled" else ""
+    writer.write_line(
+        f"model family {family.family} (reference "
+        f"{family.reference}, energy per {family.unit}){note}:"
+    )
+    rows = []
+    for v in family.variants:
+        # The first metric with a ratio; a variant without one shows a dash.
+        q = next((e.ratio for e in v.quality.values() if e.ratio is not None), None)
+        rows.append(
+            [
+                v.variant,
+                fmt.ratio(v.energy_ratio, v.ci_low, v.ci_high),
+                f"{q:.1%}" if q is not None else fmt.DASH,
+                "yes" if v.on_frontier else "no",
+                v.verdict,
+            ]
         )
-        rows = []
-        for v in family.get("variants", []):
-            quality = [e.get("ratio") for e in v.get("quality", {}).values()]
-            q = next((x for x in quality if isinstance(x, int | float)), None)
-            rows.append(
-                [
-                    str(v.get("variant", "")),
-                    fmt.ratio(v.get("energy_ratio"), v.get("ci_low"), v.get("ci_high")),
-                    f"{q:.1%}" if q is not None else fmt.DASH,
-                    "yes" if v.get("on_frontier") else "no",
-                    str(v.get("verdict", "")),
-                ]
-            )
-        _table(writer, ["variant", "energy ratio", "quality", "frontier", "verdict"], rows)
-        for v in family.get("variants", []):
-            if v.get("verdict") in ("fail", "inconclusive"):
-                writer.write_line(
-                    f"  {v.get('verdict')}: {v.get('line')}", red=v.get("verdict") == "fail"
-                )
+    _table(writer, ["variant", "energy ratio", "quality", "frontier", "verdict"], rows)
+    for v in family.variants:
+        if v.verdict in ("fail", "inconclusive"):
+            writer.write_line(f"  {v.verdict}: {v.line}", red=v.verdict == "fail")
 
 
 def write_regressions(writer: _Writer, record: RunRecord) -> None:
@@ -140,51 +141,56 @@ def write_regressions(writer: _Writer, record: RunRecord) -> None:
 
 
 def _regressions(writer: _Writer, record: RunRecord) -> None:
-    gate: dict[str, Any] = dict(record.gate or {})
-    if not gate:
+    gate = record.gate
+    if gate is None:
         return
+    counts = Counter(t.verdict.status for t in record.tests if t.verdict is not None)
+    modelled = " (modelled vs modelled)" if gate.method == "modelled" else ""
+    writer.write_sep("-", f"energy regressions{modelled}", red=gate.failed)
+    writer.write_line(
+        f"baseline {gate.baseline}: threshold {gate.threshold:.0%}"
+        f", margin {gate.margin:.0%}, family-wise alpha "
+        f"{gate.alpha:.0%}; "
+        + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items()))
+    )
+    _flagged_tests(writer, record)
+    _suite_and_stability(writer, gate)
+
+
+def _flagged_tests(writer: _Writer, record: RunRecord) -> None:
     flagged = [
         t
         for t in record.tests
         if t.verdict is not None
         and t.verdict.status in ("regression", "inconclusive", "improvement")
     ]
-    counts = Counter(t.verdict.status for t in record.tests if t.verdict is not None)
-    modelled = " (modelled vs modelled)" if gate.get("method") == "modelled" else ""
-    writer.write_sep("-", f"energy regressions{modelled}", red=bool(gate.get("failed")))
-    writer.write_line(
-        f"baseline {gate.get('baseline')}: threshold {gate.get('threshold', 0):.0%}"
-        f", margin {gate.get('margin', 0):.0%}, family-wise alpha "
-        f"{gate.get('alpha', 0):.0%}; "
-        + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items()))
-    )
-    if flagged:
-        rows = []
-        for test in sorted(flagged, key=lambda t: -(t.verdict.ratio or 0) if t.verdict else 0):
-            v = test.verdict
-            assert v is not None
-            unit = test.benchmark.unit if test.benchmark else "test"
-            rows.append(
-                [
-                    v.status,
-                    fmt.energy_per_unit(v.baseline, unit),
-                    fmt.energy_per_unit(v.current, unit),
-                    fmt.ratio(v.ratio, v.ci_low, v.ci_high),
-                    v.method,
-                    _test_id(test),
-                ]
-            )
-        _table(writer, ["verdict", "baseline", "current", "ratio [95% CI]", "method", "test"], rows)
-    suite = gate.get("suite")
-    if suite:
-        ratio = fmt.ratio(suite.get("ratio"), suite.get("ci_low"), suite.get("ci_high"))
-        writer.write_line(
-            f"suite total: {ratio} over {suite.get('tests', 0)} gated tests: {suite.get('status')}"
+    if not flagged:
+        return
+    rows = []
+    for test in sorted(flagged, key=lambda t: -(t.verdict.ratio or 0) if t.verdict else 0):
+        v = test.verdict
+        assert v is not None
+        unit = test.benchmark.unit if test.benchmark else "test"
+        rows.append(
+            [
+                v.status,
+                fmt.energy_per_unit(v.baseline, unit),
+                fmt.energy_per_unit(v.current, unit),
+                fmt.ratio(v.ratio, v.ci_low, v.ci_high),
+                v.method,
+                _test_id(test),
+            ]
         )
-    if gate.get("unstable"):
+    _table(writer, ["verdict", "baseline", "current", "ratio [95% CI]", "method", "test"], rows)
+
+
+def _suite_and_stability(writer: _Writer, gate: GateSummary) -> None:
+    suite = gate.suite
+    ratio = fmt.ratio(suite.ratio, suite.ci_low, suite.ci_high)
+    writer.write_line(f"suite total: {ratio} over {suite.tests} gated tests: {suite.status}")
+    if gate.unstable:
         writer.write_line(
-            f"session unstable: {gate.get('unstable_reason', '')}; energy alone "
-            "does not fail this build",
+            f"session unstable: {gate.unstable_reason}; energy alone does not fail this build",
             yellow=True,
         )
 
@@ -194,37 +200,42 @@ def _totals(writer: _Writer, record: RunRecord, json_path: Path | None) -> None:
     totals = session.totals
     writer.write_line("")
     line = (
-        f"session: {int(totals.get('tests', 0))} tests measured, "
-        f"{fmt.energy(totals.get('joules', 0.0))} in {fmt.duration(totals.get('seconds', 0.0))}"
-        f" ({fmt.power(totals.get('watts', 0.0))} mean), {session.method}"
+        f"session: {totals.tests} tests measured, "
+        f"{fmt.energy(totals.joules)} in {fmt.duration(totals.seconds)}"
+        f" ({fmt.power(totals.watts)} mean), {session.method}"
     )
-    if session.idle is not None and "net_joules" in totals:
+    if session.idle is not None and totals.net_joules is not None:
         line += (
-            f"; {fmt.energy(totals['net_joules'])} above idle "
+            f"; {fmt.energy(totals.net_joules)} above idle "
             f"({fmt.power(session.idle.total_watts)} idle)"
         )
     writer.write_line(line)
-    grams = [t.carbon.grams for t in record.tests if t.carbon is not None]
-    carbon = session.carbon or {}
-    if grams and carbon:
-        writer.write_line(f"CO2e: {fmt.co2e(math.fsum(grams))} at {carbon.get('line', '')}")
-        embodied = [
-            t.carbon.embodied_grams
-            for t in record.tests
-            if t.carbon is not None and t.carbon.embodied_grams is not None
-        ]
-        if embodied:
-            writer.write_line(
-                f"embodied: {fmt.co2e(math.fsum(embodied))} (device share for the "
-                "measured time, reported separately, not added)"
-            )
-        if carbon.get("hint"):
-            writer.write_line(f"carbon-aware: {carbon['hint']}")
+    _carbon(writer, record)
     counts = Counter(flag for t in record.tests for flag in t.flags)
     for flag, count in sorted(counts.items()):
         writer.write_line(f"{count} tests flagged {flag}: {FLAGS.get(flag, '')}")
     if json_path is not None:
         writer.write_line(f"results: {json_path}")
+
+
+def _carbon(writer: _Writer, record: RunRecord) -> None:
+    carbon = record.session.carbon
+    grams = [t.carbon.grams for t in record.tests if t.carbon is not None]
+    if not grams or carbon is None:
+        return
+    writer.write_line(f"CO2e: {fmt.co2e(math.fsum(grams))} at {carbon.line}")
+    embodied = [
+        t.carbon.embodied_grams
+        for t in record.tests
+        if t.carbon is not None and t.carbon.embodied_grams is not None
+    ]
+    if embodied:
+        writer.write_line(
+            f"embodied: {fmt.co2e(math.fsum(embodied))} (device share for the "
+            "measured time, reported separately, not added)"
+        )
+    if carbon.hint:
+        writer.write_line(f"carbon-aware: {carbon.hint}")
 
 
 def write_energy_section(

@@ -18,14 +18,14 @@ import json
 import math
 import sqlite3
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pytest_energy.record import ResultsError, RunRecord
-from pytest_energy.storage.baselines import energy_per_unit, prepare_directory
+from pytest_energy.storage.baselines import prepare_directory
 
 __all__ = [
     "DEFAULT_PATH",
@@ -33,8 +33,6 @@ __all__ = [
     "History",
     "HistoryError",
     "TrendPoint",
-    "format_trend",
-    "sparkline",
 ]
 
 DEFAULT_PATH = Path(".energy/history.sqlite")
@@ -45,9 +43,10 @@ APPLICATION_ID = int.from_bytes(b"pEnH", "big")
 #: Long enough for another session to finish writing a run; a writer holds the
 #: lock for milliseconds, so hitting this means something is stuck.
 BUSY_TIMEOUT_S = 10.0
+#: Points per sparkline taken from the history.
+SERIES_POINTS = 20
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
-_SPARK = "▁▂▃▄▅▆▇█"
 
 _SCHEMA = """
 CREATE TABLE runs (
@@ -353,82 +352,6 @@ class History:
             raise
 
 
-def format_trend(rows: Sequence[TrendPoint]) -> str:
-    """A text table of the trend: test, runs, last J/unit, change vs previous, sparkline."""
-    if not rows:
-        return "no runs in the energy history yet"
-    series: dict[tuple[str, str], list[TrendPoint]] = {}
-    for row in rows:
-        series.setdefault((row.nodeid, row.hardware_class), []).append(row)
-    several_classes = len({hc for _, hc in series}) > 1
-    header = [
-        "test",
-        *(["hardware class"] if several_classes else []),
-        "runs",
-        "last",
-        "change",
-        "trend",
-    ]
-    table = [header]
-    for (nodeid, hardware_class), points in sorted(series.items()):
-        values = [p.per_unit for p in points]
-        usable = [(v, p.unit) for v, p in zip(values, points, strict=True) if v is not None]
-        last = _format_energy(*usable[-1]) if usable else "-"
-        change = "-"
-        if len(usable) >= 2 and usable[-2][0] > 0:
-            change = f"{(usable[-1][0] / usable[-2][0] - 1) * 100:+.1f}%"
-        table.append(
-            [
-                nodeid,
-                *([hardware_class] if several_classes else []),
-                str(len(points)),
-                last,
-                change,
-                sparkline(values),
-            ]
-        )
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    # Text columns left, numbers right, so digits line up.
-    right = {header.index(h) for h in ("runs", "last", "change")}
-    lines = [
-        "  ".join(
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-            for i, cell in enumerate(row)
-        ).rstrip()
-        for row in table
-    ]
-    return "\n".join(lines)
-
-
-def sparkline(values: Sequence[float | None]) -> str:
-    """Unicode bars for ``values``; a missing value is a space.
-
-    The scale spans at least 10% of the largest value, so run-to-run noise of a
-    percent or two stays a flat line instead of filling the full height.
-    """
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    if not finite:
-        return " " * len(values)
-    lo, hi = min(finite), max(finite)
-    span = max(hi - lo, 0.1 * max(abs(lo), abs(hi)))
-    if span == 0:
-        return "".join(" " if v is None else _SPARK[0] for v in values)
-    bottom = (lo + hi) / 2 - span / 2
-    top = len(_SPARK) - 1
-    return "".join(
-        " "
-        if v is None or not math.isfinite(v)
-        else _SPARK[min(top, max(0, round((v - bottom) / span * top)))]
-        for v in values
-    )
-
-
-def _format_energy(joules: float, unit: str | None) -> str:
-    prefixes = ((1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
-    factor, prefix = next(((f, p) for f, p in prefixes if abs(joules) >= f), prefixes[-1])
-    return f"{joules / factor:.3g} {prefix}J/{unit or 'test'}"
-
-
 def _filters(
     *, nodeid: str | None = None, hardware_class: str | None = None, branch: str | None = None
 ) -> tuple[str, list[Any]]:
@@ -446,7 +369,7 @@ def _filters(
 
 def _test_rows(run_id: int, record: RunRecord) -> Iterator[tuple[Any, ...]]:
     for test in record.tests:
-        per_unit = energy_per_unit(test)
+        per_unit = test.per_unit_samples()
         measurement = test.measurement
         yield (
             run_id,
@@ -500,3 +423,46 @@ def _point(row: sqlite3.Row) -> TrendPoint:
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def load_series(
+    path: Path, hardware_class: str, points: int = SERIES_POINTS
+) -> dict[str, list[float]]:
+    """Sparkline series per test id: from a SQLite history, or a JSON object of test id -> numbers.
+
+    The JSON form lets a report draw trends from numbers kept elsewhere.
+    """
+    try:
+        head = path.read_bytes()[:16]
+    except FileNotFoundError:
+        raise HistoryError(f"history file {path} does not exist") from None
+    except OSError as exc:
+        raise HistoryError(f"cannot read history file {path}: {exc.strerror or exc}") from None
+    if head != _SQLITE_HEADER:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise HistoryError(f"history file {path} is neither SQLite nor JSON") from None
+        return _series_from_json(path, text)
+    try:
+        return History(path).last_runs(hardware_class, None, points)
+    except (HistoryError, sqlite3.Error) as exc:
+        raise HistoryError(f"cannot read history {path}: {exc}") from None
+
+
+def _series_from_json(path: Path, text: str) -> dict[str, list[float]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HistoryError(f"history file {path} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise HistoryError(f"history file {path} must hold an object of test id -> numbers")
+    series: dict[str, list[float]] = {}
+    for key, values in data.items():
+        if not isinstance(values, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            for v in values
+        ):
+            raise HistoryError(f"history file {path}: {key!r} must map to a list of numbers")
+        series[str(key)] = [float(v) for v in values]
+    return series

@@ -1,0 +1,40 @@
+"""Every default of pytest-energy, in one place.
+
+The option table, the settings, the gate's functions, the baseline store, the
+history and the CLI all take their defaults from here, so a default changes in
+one line. Importing this module imports nothing else (the stdlib-only comment
+poster reads it too).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: The folder for baselines, the history and caches, relative to the rootdir.
+ENERGY_DIR = Path(".energy")
+#: The history file inside the energy folder.
+HISTORY_FILE = "history.sqlite"
+HISTORY_PATH = ENERGY_DIR / HISTORY_FILE
+BASELINE_NAME = "default"
+#: Hidden first line that marks the pull-request comment as ours.
+COMMENT_MARKER = "<!-- pytest-energy -->"
+
+# -- measuring
+TOP_TESTS = 10
+SCOPE = "call"
+IDLE_SECONDS = 1.0
+RAPL_ROOT = Path("/sys/class/powercap")
+ROUNDS = 5
+WARMUP_CALLS = 1
+CV_LIMIT = 0.05
+
+# -- the gate (docs/gate.md explains each figure)
+THRESHOLD = 0.05
+MARGIN = 0.01
+ALPHA = 0.01
+MAX_ROUNDS = 20
+#: Rounds stored when saving a baseline: 10 meet the power target in
+#: benchmarks/gate_power.py; 20 (the max_rounds cap) leave headroom.
+BASELINE_ROUNDS = 20
+#: Calibration workload drift (end over start) above which a session is unstable.
+MAX_DRIFT = 0.02

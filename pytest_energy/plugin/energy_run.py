@@ -1,0 +1,365 @@
+"""The hooks that run while ``--energy`` is on: windows around tests, and their results.
+
+Each test's window opens before its call (or its setup, with
+``--energy-scope=protocol``) and closes after it; the finished result rides on
+the teardown report, so it reaches the controller the same way with or without
+pytest-xdist. The controller alone gates and writes files
+(:mod:`.session_end`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Mapping
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from pytest_energy.carbon.accounting import SessionCarbon
+from pytest_energy.config import defaults
+from pytest_energy.config.families import FamilySpec, family_spec, order_families
+from pytest_energy.config.marker import TestSettings, marker_options
+from pytest_energy.config.settings import SettingError, Settings
+from pytest_energy.gate.baseline import open_baseline
+from pytest_energy.gate.run_gate import RunGate
+from pytest_energy.measure.benchmark import EnergyBenchmark
+from pytest_energy.measure.drift import DriftCheck
+from pytest_energy.measure.recorder import SessionRecorder
+from pytest_energy.measure.window import EnergyWindow
+from pytest_energy.meters import MeterUnavailable
+from pytest_energy.plugin import judging
+from pytest_energy.plugin.session_end import SessionEnd
+from pytest_energy.plugin.xdist import REPORT_KEY, XdistController, role
+from pytest_energy.record import (
+    BudgetNote,
+    Gating,
+    Measurement,
+    Round,
+    TestResult,
+    VariantResult,
+    from_plain,
+    to_plain,
+)
+from pytest_energy.storage.history import History, HistoryError
+
+TEST_SETTINGS = pytest.StashKey[TestSettings]()
+WINDOW = pytest.StashKey[EnergyWindow | None]()
+MEASUREMENT = pytest.StashKey[Measurement | None]()
+OUTCOME = pytest.StashKey[str]()
+BENCHMARK = pytest.StashKey[EnergyBenchmark]()
+BUDGET_NOTES = pytest.StashKey[list[BudgetNote]]()
+VARIANT = pytest.StashKey[VariantResult | None]()
+SCREEN = pytest.StashKey[str]()
+
+
+class EnergyRun:
+    """The active plugin object of an energy session."""
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        settings: Settings,
+        recorder: SessionRecorder,
+        carbon: SessionCarbon,
+        gate: RunGate | None,
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self._recorder = recorder
+        self.carbon = carbon
+        self.gate = gate
+        self.drift = DriftCheck(recorder)
+        self.family_specs: dict[str, FamilySpec] = {}
+        self.end = SessionEnd(self)
+
+    @classmethod
+    def start(cls, config: pytest.Config, settings: Settings) -> EnergyRun:
+        process_role, workers = role(config)
+        try:
+            # Workers only need the carbon settings for CO2e budgets: the live
+            # provider, if any, is asked once, by the process that reports.
+            carbon = SessionCarbon.resolve(settings, config, live=process_role != "worker")
+        except SettingError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        try:
+            recorder = SessionRecorder(settings, process_role, workers=workers)
+        except (MeterUnavailable, SettingError, ValueError) as exc:
+            raise pytest.UsageError(f"--energy-meter={settings.meter}: {exc}") from None
+        recorder.notices.extend(carbon.notices)
+        try:
+            if process_role != "worker":
+                _check_history(settings)
+            baseline = open_baseline(settings, recorder.machine)
+        except SettingError as exc:
+            recorder.close()
+            raise pytest.UsageError(str(exc)) from None
+        gate = RunGate(settings, baseline) if baseline is not None else None
+        run = cls(config, settings, recorder, carbon, gate)
+        if process_role == "controller" and config.pluginmanager.hasplugin("xdist"):
+            config.pluginmanager.register(XdistController(recorder.merge_worker), "energy-xdist")
+        return run
+
+    # -- what a benchmark needs from the session (measure.benchmark.BenchmarkHost) ------
+
+    @property
+    def recorder(self) -> SessionRecorder:
+        return self._recorder
+
+    def test_settings(self, item: pytest.Item) -> TestSettings:
+        if TEST_SETTINGS not in item.stash:
+            item.stash[TEST_SETTINGS] = self._test_settings(marker_options(item))
+        return item.stash[TEST_SETTINGS]
+
+    def family_spec(self, item: pytest.Item) -> FamilySpec | None:
+        return self.family_specs.get(item.nodeid)
+
+    def confirmation_rounds(
+        self, item: pytest.Item, rounds: list[Round], units: float, unit: str
+    ) -> int:
+        """Confirmation rounds the gate wants for this benchmark (0 when not gating)."""
+        if self.gate is None or self._recorder.concurrent or not rounds:
+            return 0
+        settings = self.test_settings(item)
+        if not settings.gate:
+            return 0
+        extra, reason = self.gate.extra_rounds(
+            item.nodeid,
+            unit,
+            rounds,
+            units,
+            self._recorder.method,
+            settings.marker.get("max_regression"),
+        )
+        item.stash[SCREEN] = reason
+        return extra
+
+    def benchmark_for(self, request: pytest.FixtureRequest) -> EnergyBenchmark:
+        benchmark = EnergyBenchmark(request, self)
+        request.node.stash[BENCHMARK] = benchmark
+        return benchmark
+
+    def grams_per_joule(self) -> float | None:
+        """Fixed g CO2e per joule for CO2e budgets, or None when the intensity is not fixed."""
+        return self.carbon.grams_per_joule()
+
+    def _test_settings(self, marker: Mapping[str, Any]) -> TestSettings:
+        settings = TestSettings.for_item(self.settings, marker)
+        writing = self.settings.save_baseline is not None or self.settings.update_baseline
+        if writing and "rounds" not in marker and self.settings.origins.get("rounds") == "default":
+            # A stored baseline limits every later comparison more than the
+            # current run does (benchmarks/gate_power.py), and it is saved once.
+            rounds = min(defaults.BASELINE_ROUNDS, self.settings.max_rounds)
+            settings = replace(settings, rounds=max(rounds, settings.rounds))
+        return settings
+
+    # -- header and collection -----------------------------------------------
+
+    def pytest_report_header(self, config: pytest.Config) -> list[str]:
+        lines = [self._recorder.header_line(), f"energy: {self.carbon.header_line()}"]
+        lines.extend(f"energy: {notice}" for notice in self._recorder.notices)
+        return lines
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        try:
+            for item in items:
+                marker = marker_options(item)
+                item.stash[TEST_SETTINGS] = self._test_settings(marker)
+                if self.gate is not None and self.gate.covers(item.nodeid):
+                    self.gate.family_size += 1
+                if "max_gco2e" in marker:
+                    self.carbon.check_budget(
+                        marker["max_gco2e"], f"{item.nodeid}: @pytest.mark.energy"
+                    )
+                spec = family_spec(item, marker)
+                if spec is not None:
+                    self.family_specs[item.nodeid] = spec
+            order_families(items, self.family_specs)
+        except SettingError as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+    # -- the session around the tests ----------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        recorder = self._recorder
+        measuring = recorder.role != "controller" and not self.config.option.collectonly
+        # Normalized benchmarks carry their own calibration, round by round; the
+        # start-and-end drift check is for sessions that compare raw joules.
+        calibrating = (
+            measuring
+            and self.gate is not None
+            and self.settings.calibration
+            and not recorder.concurrent
+            and not recorder.normalizing
+        )
+        if measuring:
+            recorder.measure_idle()
+        if calibrating:
+            recorder.calibration = replace(recorder.calibration, start=self.drift.measure())
+        if recorder.role == "controller":
+            recorder.notices.append(
+                f"tests ran in {recorder.workers} parallel workers and energy counters are "
+                "machine-wide, so every test is flagged 'concurrent'; run the energy job "
+                "serially (-n 0) for numbers you can compare"
+            )
+        try:
+            return (yield)
+        finally:
+            if calibrating and recorder.failure is None:
+                recorder.calibration = replace(recorder.calibration, end=self.drift.measure())
+
+    # -- windows around each test --------------------------------------------
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
+        if self.settings.scope == "protocol":
+            item.stash[WINDOW] = self._recorder.open_window()
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        if self.settings.scope == "call":
+            item.stash[WINDOW] = self._recorder.open_window()
+        try:
+            result = yield
+        finally:
+            if self.settings.scope == "call":
+                item.stash[MEASUREMENT] = self._recorder.close_window(item.stash.get(WINDOW, None))
+        self._judge(item)
+        return result
+
+    def _judge(self, item: pytest.Item) -> None:
+        """Budgets and variant limits, after a body that passed; a breach fails the test."""
+        settings = self.test_settings(item)
+        bench = item.stash.get(BENCHMARK, None)
+        if bench is None:
+            measurement = item.stash.get(MEASUREMENT, None)
+            if self.settings.scope == "call" and measurement is not None and settings.budgets:
+                item.stash[BUDGET_NOTES] = judging.window_budgets(
+                    item, measurement, settings, self.grams_per_joule()
+                )
+            return
+        recorder = self._recorder
+        meters = list(recorder.meters.names) if recorder.meters else []
+        item.stash[BUDGET_NOTES] = judging.benchmark_budgets(
+            item, bench, settings, recorder.method, meters, self.grams_per_joule()
+        )
+        judged = judging.variant(bench, item.nodeid, recorder.method, recorder.concurrent)
+        item.stash[VARIANT] = judged
+        judging.enforce_variant(bench, judged)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
+        try:
+            return (yield)
+        finally:
+            if self.settings.scope == "protocol":
+                window = item.stash.get(WINDOW, None)
+                item.stash[MEASUREMENT] = self._recorder.close_window(window)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        outcome = item.stash.get(OUTCOME, "passed")
+        if report.when == "setup" and not report.passed:
+            outcome = "skipped" if report.skipped else "error"
+        elif report.when == "call":
+            outcome = report.outcome
+        elif report.when == "teardown" and report.failed:
+            outcome = "error"
+        item.stash[OUTCOME] = outcome
+        if report.when == "teardown":
+            result = self._result(item, outcome)
+            if result is not None:
+                if self._recorder.role == "worker":
+                    # Rides to the xdist controller on the report, as plain data.
+                    report.__dict__[REPORT_KEY] = to_plain(result)
+                else:
+                    self._collect(result)
+        return report
+
+    def _result(self, item: pytest.Item, outcome: str) -> TestResult | None:
+        measurement = item.stash.get(MEASUREMENT, None)
+        bench = item.stash.get(BENCHMARK, None)
+        failure = self._recorder.failure
+        if measurement is None and bench is None and failure is None:
+            return None  # never measured (skipped in setup with call scope)
+        path, line, _ = item.location
+        variant = item.stash.get(VARIANT, None)
+        if variant is None and bench is not None:
+            # The body failed before judging: the measured numbers are still recorded.
+            variant = judging.variant(
+                bench, item.nodeid, self._recorder.method, self._recorder.concurrent
+            )
+        return TestResult(
+            nodeid=item.nodeid,
+            file=path,  # already relative to the rootdir
+            line=None if line is None else line + 1,
+            outcome=outcome,  # type: ignore[arg-type]
+            scope=self.settings.scope,
+            measurement=measurement,
+            net_j=None if measurement is None else self._recorder.net_joules(measurement),
+            benchmark=bench.result if bench is not None else None,
+            variant=variant,
+            budget=item.stash.get(BUDGET_NOTES, []),
+            error=f"not measured: {failure}" if measurement is None and failure else None,
+            worker=os.environ.get("PYTEST_XDIST_WORKER"),
+            gating=self._gating(item),
+        )
+
+    def _gating(self, item: pytest.Item) -> Gating | None:
+        if self.gate is None:
+            return None
+        settings = self.test_settings(item)
+        return Gating(
+            enabled=settings.gate,
+            threshold=settings.marker.get("max_regression"),
+            screen=item.stash.get(SCREEN, ""),
+        )
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """On the xdist controller: the workers' results arrive on their reports."""
+        if self._recorder.role != "controller" or report.when != "teardown":
+            return
+        data = report.__dict__.get(REPORT_KEY)
+        if isinstance(data, dict):
+            self._collect(from_plain(TestResult, data))
+
+    def _collect(self, result: TestResult) -> None:
+        if result.measurement is not None:
+            per_unit = result.benchmark.per_unit.median if result.benchmark else None
+            result = replace(result, carbon=self.carbon.carbon(result.measurement, per_unit))
+        self._recorder.add_result(result)
+        self.config.hook.pytest_energy_test_result(config=self.config, result=result)
+
+    # -- the end -----------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._recorder.role == "worker":
+            workeroutput = getattr(self.config, "workeroutput", None)
+            if workeroutput is not None:
+                workeroutput[REPORT_KEY] = self._recorder.worker_output()
+            return
+        self.end.finish(session)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self._recorder.role != "worker":
+            self.end.write_terminal(terminalreporter)
+
+    def pytest_unconfigure(self) -> None:
+        self._recorder.close()
+
+
+def _check_history(settings: Settings) -> None:
+    """Refuse, before any test runs, a history path that holds someone else's file."""
+    if settings.history is None or not settings.history.exists():
+        return
+    try:
+        History(settings.history).trend(None, limit=1)
+    except HistoryError as exc:
+        raise SettingError(f"--energy-history: {exc}") from None

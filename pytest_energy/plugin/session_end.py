@@ -1,0 +1,156 @@
+"""The end of an energy session: the gate's decision, the baseline, and every file.
+
+Runs on the process that reports (the xdist controller, or the only process):
+the run record is completed with what only the whole run knows (families,
+CO2e totals, the commit), the gate decides and sets the exit status through the
+session, never by raising, then the baseline, the JSON results, the history
+and the reports are written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_energy.config.settings import SettingError, Settings
+from pytest_energy.gate.variants import build_families
+from pytest_energy.measure.machine import git_revision
+from pytest_energy.output_files import write_atomic
+from pytest_energy.record import RunRecord
+from pytest_energy.storage.baseline_file import BaselineError
+from pytest_energy.storage.baselines import BaselineStore
+from pytest_energy.storage.history import History, HistoryError, load_series
+
+if TYPE_CHECKING:
+    from pytest_energy.plugin.energy_run import EnergyRun
+
+
+class SessionEnd:
+    """What the end of the session decided and wrote, for the terminal section."""
+
+    def __init__(self, run: EnergyRun) -> None:
+        self._run = run
+        self.record: RunRecord | None = None
+        #: The one line that says why the energy job failed the build, if it did.
+        self.exit_reason: str | None = None
+
+    def finish(self, session: pytest.Session) -> None:
+        run, recorder = self._run, self._run.recorder
+        if recorder.failure is not None and session.exitstatus == pytest.ExitCode.OK:
+            # Numbers stop where the meter stopped: the energy job did not do its job.
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            self.exit_reason = f"energy measurement failed: {recorder.failure}"
+        interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
+        record = self._complete(recorder.record(int(session.exitstatus), interrupted=interrupted))
+        if run.gate is not None and not interrupted:
+            record, failed = run.gate.decide(record, record.session.calibration)
+            if failed and session.exitstatus == pytest.ExitCode.OK:
+                # Fail like a failing test run, through the session, never by raising.
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+                self.exit_reason = self.exit_reason or gate_failure(record)
+        run.config.hook.pytest_energy_run_record(config=run.config, record=record)
+        record = self._write_baseline(record, session)
+        record = replace(
+            record, session=replace(record.session, exit_status=int(session.exitstatus))
+        )
+        self.record = record
+        recorder.write_json(record)
+        self._append_history(record)
+        self._write_reports(record)
+
+    def _complete(self, record: RunRecord) -> RunRecord:
+        """Add what only the whole run knows: families, CO2e totals, the commit."""
+        run = self._run
+        commit, branch = git_revision(run.config.rootpath)
+        grams = [t.carbon.grams for t in record.tests if t.carbon is not None]
+        session = replace(
+            record.session,
+            commit=commit,
+            branch=run.settings.branch or branch,
+            carbon=run.carbon.session_record(sum(grams) if grams else None),
+        )
+        families = build_families([t.variant for t in record.tests if t.variant is not None])
+        return replace(record, session=session, families=families)
+
+    def _write_baseline(self, record: RunRecord, session: pytest.Session) -> RunRecord:
+        settings = self._run.settings
+        if settings.save_baseline is None and not settings.update_baseline:
+            return record
+        if session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            return record  # an interrupted or broken run is no baseline
+        try:
+            line = save_or_update(settings, record, record.session.commit)
+        except SettingError as exc:
+            line = f"baseline not written: {exc}"
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
+                self.exit_reason = self.exit_reason or line
+        notices = [*record.session.notices, line]
+        return replace(record, session=replace(record.session, notices=notices))
+
+    def _append_history(self, record: RunRecord) -> None:
+        settings = self._run.settings
+        if settings.history is None or record.session.interrupted:
+            return
+        try:
+            History(settings.history).append(record)
+        except HistoryError as exc:
+            self._run.recorder.notices.append(f"history not updated: {exc}")
+
+    def _write_reports(self, record: RunRecord) -> None:
+        settings = self._run.settings
+        if settings.html is not None:
+            from pytest_energy.report.html import render_html
+
+            history = None
+            if settings.history is not None and settings.history.exists():
+                history = load_series(settings.history, record.session.machine.hardware_class)
+            write_atomic(settings.html, render_html(record, history))
+        if settings.markdown is not None:
+            from pytest_energy.report.markdown import summary_markdown
+
+            write_atomic(settings.markdown, summary_markdown(record))
+
+    def write_terminal(self, terminalreporter: Any) -> None:
+        from pytest_energy.report.terminal import write_energy_section
+
+        if self.record is None:
+            return
+        write_energy_section(
+            terminalreporter,
+            self.record,
+            top=self._run.settings.top,
+            json_path=self._run.settings.json,
+            failure=self.exit_reason,
+        )
+
+
+def save_or_update(settings: Settings, record: RunRecord, commit: str | None) -> str:
+    """Write the baseline this run was asked to write; the line to show. Raises SettingError."""
+    store = BaselineStore(settings.dir)
+    name = settings.baseline_name
+    try:
+        if settings.update_baseline:
+            assert settings.reason is not None
+            nodeids = [t.nodeid for t in record.tests if t.per_unit_samples() is not None]
+            path = store.update_entries(record, name, nodeids, settings.reason, commit=commit)
+            return f"baseline {path}: updated {len(nodeids)} tests ({settings.reason})"
+        path = store.save_run(record, name, commit=commit)
+    except BaselineError as exc:
+        raise SettingError(str(exc)) from None
+    saved = sum(1 for t in record.tests if t.per_unit_samples() is not None)
+    return f"baseline {path}: saved {saved} tests for {record.session.machine.hardware_class}"
+
+
+def gate_failure(record: RunRecord) -> str:
+    """The one line that says why the gate failed the build."""
+    gate = record.gate
+    if gate is None:
+        return "energy gate failed"
+    regressions = gate.counts.get("regression", 0)
+    parts = [f"{regressions} regression{'s' if regressions != 1 else ''}"]
+    if gate.suite.status == "regression":
+        parts.append("the suite total regressed")
+    return f"energy gate failed: {', '.join(parts)} against baseline {gate.baseline}"

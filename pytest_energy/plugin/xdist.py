@@ -1,0 +1,46 @@
+"""pytest-xdist: which role this process plays, and the controller's extra hook.
+
+Each worker measures its own tests; the controller never opens a meter, and
+collects the results from the reports and each worker's final output.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+from pytest_energy.measure.recorder import Role
+
+#: Where a worker's results ride to the controller: on each teardown report, and
+#: in the worker's final output.
+REPORT_KEY = "pytest_energy"
+
+
+def role(config: pytest.Config) -> tuple[Role, int]:
+    """This process's role and the number of workers (0 when serial)."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        count = int(
+            workerinput.get("workercount", os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        )
+        return "worker", count
+    processes = getattr(config.option, "numprocesses", None)
+    if processes and getattr(config.option, "dist", "no") != "no":
+        return "controller", int(processes)
+    return "serial", 0
+
+
+class XdistController:
+    """xdist hooks, registered only when xdist drives this session."""
+
+    def __init__(self, merge: Callable[[Mapping[str, Any]], None]) -> None:
+        self._merge = merge
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        output = getattr(node, "workeroutput", {}).get(REPORT_KEY)
+        if isinstance(output, dict):
+            self._merge(output)
