@@ -49,17 +49,14 @@ from pathlib import Path
 # Run from a checkout without installing: import the package next to this folder.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pytest_energy.gate.rule import (
-    DEFAULT_ALPHA,
-    DEFAULT_MARGIN,
-    DEFAULT_MAX_ROUNDS,
-    DEFAULT_THRESHOLD,
-    RECOMMENDED_BASELINE_ROUNDS,
-    GateInput,
-    decide,
-    evaluate,
-    screen,
-)
+from pytest_energy.config import defaults
+from pytest_energy.gate import GateInput, decide, evaluate, screen
+
+DEFAULT_ALPHA = defaults.ALPHA
+DEFAULT_MARGIN = defaults.MARGIN
+DEFAULT_MAX_ROUNDS = defaults.MAX_ROUNDS
+DEFAULT_THRESHOLD = defaults.THRESHOLD
+RECOMMENDED_BASELINE_ROUNDS = defaults.BASELINE_ROUNDS
 
 CVS = (0.01, 0.03, 0.05)
 SMALL_EFFECT = 0.05
@@ -160,7 +157,7 @@ def _one_run(rng: random.Random, sigma: float, job: Job, *, broad: bool) -> Tall
         outcome = evaluate(everything, alpha=DEFAULT_ALPHA, threshold=DEFAULT_THRESHOLD)
         tally.broad_runs = 1
         tally.broad_fail = int(outcome.failed)
-        tally.broad_suite = int(outcome.suite.get("status") == "regression")
+        tally.broad_suite = int(outcome.suite.status == "regression")
         tally.broad_tests_hit = sum(v.status == "regression" for v in outcome.verdicts)
     return tally
 

@@ -11,7 +11,7 @@ checks, printing readable lines and then a JSON summary:
 * idle power from the counter over ~2 s (our H100: 72.5 W);
 * a ~2-s bf16 8192x8192 matmul window, synchronised (``synchronize_cuda``)
   before its end read, draws between idle power and the power limit (our H100:
-  694 W at a 700 W limit, 1.18 J per matmul; reference/h100-nvml-probe.json);
+  694 W at a 700 W limit, 1.18 J per matmul; docs/measurements/h100-nvml-probe.json);
 * what one ``read()`` costs (our H100: ~3 ms per energy read);
 * repeated 2-s windows of the same work agree (our H100: CV 0.7 %);
 * no ``gpu_shared`` note while only this process uses the GPU.

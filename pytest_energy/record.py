@@ -4,24 +4,68 @@ Reports, the gate's ``compare`` command and the GitHub integration read results
 files, never the meters. Every energy figure travels with its ``method``
 (``measured`` or ``modelled``) and the meters that produced it.
 
-The dataclasses mirror the JSON one to one: :func:`to_plain` writes them,
-:func:`from_plain` reads them back with every field's type checked, so a
-results file of the wrong shape is one :class:`ResultsError` line, not a
-traceback somewhere in a report. ``schema/results.schema.json`` describes the
+The dataclasses mirror the JSON one to one (:mod:`.record_json` converts
+them, checking every field's type on the way in). ``schema/results.schema.json`` describes the
 same shape for other tools (:mod:`pytest_energy.record_schema` derives it).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
-import types
-import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
+
+from pytest_energy.record_json import ResultsError, from_plain, to_plain
+from pytest_energy.record_verdicts import (
+    BudgetNote,
+    FamilyResult,
+    GateSummary,
+    Gating,
+    QualityRatio,
+    SuiteCheck,
+    VariantResult,
+    VariantVerdict,
+    Verdict,
+    VerdictStatus,
+)
+
+__all__ = [
+    "FLAGS",
+    "SCHEMA_VERSION",
+    "Benchmark",
+    "BudgetNote",
+    "Calibration",
+    "Carbon",
+    "CarbonSummary",
+    "EmbodiedSummary",
+    "FamilyResult",
+    "GateSummary",
+    "Gating",
+    "Idle",
+    "Machine",
+    "Measurement",
+    "MeterRecord",
+    "Quality",
+    "QualityRatio",
+    "ResultsError",
+    "Round",
+    "RunRecord",
+    "Session",
+    "SuiteCheck",
+    "Summary",
+    "TestResult",
+    "Totals",
+    "VariantResult",
+    "VariantVerdict",
+    "Verdict",
+    "VerdictStatus",
+    "from_plain",
+    "load",
+    "to_plain",
+]
 
 SCHEMA_VERSION = 1
 
@@ -37,17 +81,10 @@ FLAGS = {
 }
 
 Outcome = Literal["passed", "failed", "skipped", "error"]
-VerdictStatus = Literal["regression", "improvement", "unchanged", "inconclusive", "not_gated"]
-VariantVerdict = Literal["pass", "fail", "inconclusive", "reference", "not_gated"]
 #: What a benchmark round measured: the benchmarked function ("candidate"), its
 #: family's reference interleaved with it ("reference"), or a fresh process's rounds
 #: the gate asked for ("confirm").
 RoundRole = Literal["candidate", "reference", "confirm"]
-T = TypeVar("T")
-
-
-class ResultsError(ValueError):
-    """A results file that cannot be used; the message is one line."""
 
 
 # -- the machine and the meters -------------------------------------------------------
@@ -228,136 +265,6 @@ class Carbon:
     grams_per_unit: float | None = None
 
 
-# -- what the gate and the checks decided ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The gate's decision for one test."""
-
-    status: VerdictStatus
-    reason: str = ""
-    ratio: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    baseline: float | None = None
-    current: float | None = None
-    threshold: float | None = None
-    method: str = ""
-    p_value: float | None = None
-    kind: str = "baseline"
-
-
-@dataclass(frozen=True)
-class BudgetNote:
-    """One energy budget of the ``energy`` marker, judged: the figure, the limit, the action."""
-
-    budget: str
-    limit: float
-    value: float
-    low: float | None
-    high: float | None
-    exceeded: bool
-    action: str  # fail, warn or ignore
-    method: str
-    meters: str
-    unit: str
-    why_not_fail: str = ""
-
-
-@dataclass(frozen=True)
-class Gating:
-    """What the gate needs from a test's marker: whether it is gated, and its threshold."""
-
-    enabled: bool = True
-    threshold: float | None = None
-    screen: str = ""
-
-
-@dataclass(frozen=True)
-class QualityRatio:
-    """A variant's quality metric next to the reference's: ratio 1.0 means it kept all."""
-
-    value: float
-    higher_is_better: bool = True
-    reference: float | None = None
-    ratio: float | None = None
-
-
-@dataclass(frozen=True)
-class VariantResult:
-    """One variant of a model family compared with the family's reference."""
-
-    family: str
-    reference: str
-    variant: str
-    unit: str
-    method: str
-    energy_per_unit: float
-    #: Variant over reference, energy per unit, from interleaved rounds.
-    energy_ratio: float
-    ci_low: float
-    ci_high: float
-    verdict: VariantVerdict
-    #: The one readable line, e.g. "int8: 0.47x [0.44, 0.51] of fp32 ...".
-    line: str
-    nodeid: str = ""
-    quality: dict[str, QualityRatio] = field(default_factory=dict)
-    #: max_energy_ratio, min_quality_ratio.
-    limits: dict[str, float] = field(default_factory=dict)
-    #: On the family's energy-quality Pareto frontier.
-    on_frontier: bool = False
-    metadata: dict[str, Any] = field(default_factory=dict)
-    pairs: int = 0
-
-    def first_quality_ratio(self) -> float | None:
-        for entry in self.quality.values():
-            if entry.ratio is not None:
-                return entry.ratio
-        return 1.0 if self.verdict == "reference" else None
-
-
-@dataclass(frozen=True)
-class FamilyResult:
-    """A model and its compressed variants, as measured in one session."""
-
-    family: str
-    reference: str
-    unit: str
-    method: str
-    hardware_class: str
-    variants: list[VariantResult]
-
-
-@dataclass(frozen=True)
-class SuiteCheck:
-    """The suite-level check: total energy of all gated tests, baseline vs now."""
-
-    status: VerdictStatus
-    tests: int = 0
-    ratio: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    baseline_j: float | None = None
-    current_j: float | None = None
-
-
-@dataclass(frozen=True)
-class GateSummary:
-    """How the gate was configured for a run and what it decided."""
-
-    baseline: str  # baseline name, path, or "history: last K runs"
-    threshold: float  # material regression, e.g. 0.05 for 5 %
-    margin: float  # certainty margin on the ratio's confidence bound, e.g. 0.01
-    alpha: float  # family-wise false-alarm rate across gated tests (Holm)
-    method: str  # measured or modelled: the comparison never mixes them
-    counts: dict[str, int]  # verdict status -> number of tests
-    suite: SuiteCheck
-    unstable: bool = False
-    unstable_reason: str = ""
-    failed: bool = False  # True when the gate failed the build
-
-
 # -- the session ------------------------------------------------------------------------
 
 
@@ -526,123 +433,6 @@ class RunRecord:
                 f"(this pytest-energy reads {SCHEMA_VERSION})"
             )
         return from_plain(cls, data)
-
-
-# -- to and from plain JSON data ------------------------------------------------------
-
-
-def to_plain(value: Any) -> Any:
-    """A dataclass (or nested structure) as plain JSON data; non-finite floats become None.
-
-    One pass, no deep copies (unlike ``dataclasses.asdict``): results of big suites
-    are converted on every checkpoint and into the history.
-    """
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, str | int | bool) or value is None:
-        return value
-    if isinstance(value, dict):
-        return {k: to_plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_plain(v) for v in value]
-    names = getattr(value, "__dataclass_fields__", None)
-    if names is not None and not isinstance(value, type):
-        return {name: to_plain(getattr(value, name)) for name in names}
-    return value
-
-
-def from_plain(cls: type[T], data: Any) -> T:
-    """Rebuild a record dataclass from :func:`to_plain` output, checking every type.
-
-    Unknown keys are ignored (files of newer patch releases stay readable); a
-    missing required field or a value of the wrong type is a :class:`ResultsError`
-    that names the field.
-    """
-    try:
-        built: T = _convert(cls, data, cls.__name__)
-    except RecursionError:
-        raise ResultsError("malformed results: nested too deeply") from None
-    return built
-
-
-@functools.cache
-def _hints(cls: type) -> tuple[tuple[str, Any, bool], ...]:
-    """(name, type, required) for every field of a record dataclass."""
-    hints = typing.get_type_hints(cls)
-    return tuple(
-        (f.name, hints[f.name], f.default is MISSING and f.default_factory is MISSING)
-        for f in fields(cls)
-    )
-
-
-def _convert(annotation: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(annotation)
-    if annotation is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(annotation)
-        if value is None and type(None) in options:
-            return None
-        (inner,) = [a for a in options if a is not type(None)]
-        return _convert(inner, value, where)
-    if origin is Literal:
-        if value not in typing.get_args(annotation):
-            allowed = ", ".join(repr(a) for a in typing.get_args(annotation))
-            raise ResultsError(
-                f"malformed results: {where} is {value!r}, expected one of {allowed}"
-            )
-        return value
-    if origin is list:
-        (item,) = typing.get_args(annotation)
-        if not isinstance(value, list):
-            raise _wrong(where, "a list", value)
-        return [_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        _, item = typing.get_args(annotation)
-        if not isinstance(value, dict):
-            raise _wrong(where, "an object", value)
-        return {str(k): _convert(item, v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(annotation, type) and is_dataclass(annotation):
-        if not isinstance(value, Mapping):
-            raise _wrong(where, "an object", value)
-        kwargs: dict[str, Any] = {}
-        for name, hint, required in _hints(annotation):
-            if name in value:
-                kwargs[name] = _convert(hint, value[name], f"{where}.{name}")
-            elif required:
-                raise ResultsError(f"malformed results: {where} has no {name!r}")
-        return annotation(**kwargs)
-    return _scalar(annotation, value, where)
-
-
-def _scalar(annotation: Any, value: Any, where: str) -> Any:
-    if annotation is float:
-        if value is None:
-            return math.nan  # a non-finite float is written as null (strict JSON)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _wrong(where, "a number", value)
-        return float(value)
-    if annotation is int:
-        if isinstance(value, float) and value.is_integer():
-            return int(value)  # 0.1 wrote some counts as 7.0
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _wrong(where, "a whole number", value)
-        return value
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise _wrong(where, "true or false", value)
-        return value
-    if annotation is str:
-        if not isinstance(value, str):
-            raise _wrong(where, "a string", value)
-        return value
-    raise TypeError(f"record field {where} has an unsupported type {annotation!r}")
-
-
-def _wrong(where: str, expected: str, value: Any) -> ResultsError:
-    shown = repr(value) if isinstance(value, int | float | bool) or value is None else None
-    got = shown or type(value).__name__
-    return ResultsError(f"malformed results: {where} must be {expected}, got {got}")
 
 
 def load(path: Path) -> RunRecord:

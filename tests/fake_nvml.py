@@ -3,7 +3,7 @@
 Function names, the versioned process listings, the ``NVML_ERROR_*`` codes and
 the ``NVMLError`` class (``NVMLError(15)`` is an ``NVMLError_GpuIsLost``) match
 nvidia-ml-py 13.x. Default figures are the H100 probe's
-(``reference/h100-nvml-probe.json``): name, driver 580.159.04, NVML
+(``docs/measurements/h100-nvml-probe.json``): name, driver 580.159.04, NVML
 13.580.159.04, a 700 W limit and an energy counter at 2417375 mJ.
 
 In-process::

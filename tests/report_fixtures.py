@@ -11,6 +11,8 @@ and timings.
 from __future__ import annotations
 
 import random
+import statistics
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -681,3 +683,135 @@ def scale_history(record: RunRecord, points: int = 20, *, seed: int = 11) -> dic
         value = test.benchmark.per_unit.median if test.benchmark else test.measurement.total_j
         series[test.nodeid] = [value * rng.uniform(0.9, 1.1) for _ in range(points)]
     return series
+
+
+# --- exact records: every number chosen by the test (storage and gate tests) ------------------
+
+
+def window_test(
+    nodeid: str,
+    joules: float,
+    *,
+    seconds: float = 2.0,
+    outcome: str = "passed",
+    flags: Sequence[str] = (),
+    verdict: Verdict | None = None,
+) -> TestResult:
+    """A plain test whose one window on ``gpu:0`` measured exactly ``joules``."""
+    return TestResult(
+        nodeid=nodeid,
+        file=nodeid.split("::", maxsplit=1)[0],
+        line=1,
+        outcome=outcome,  # type: ignore[arg-type]
+        scope="call",
+        measurement=Measurement(
+            seconds, {"gpu:0": joules}, joules, "measured", ["nvml"], list(flags)
+        ),
+        verdict=verdict,
+    )
+
+
+def exact_summary(values: Sequence[float]) -> Summary:
+    median = statistics.median(values)
+    mean = statistics.fmean(values)
+    stdev = statistics.stdev(values) if len(values) > 1 else 0.0
+    return Summary(len(values), median, mean, stdev, stdev / mean, min(values), max(values))
+
+
+def sample_benchmark(
+    nodeid: str,
+    per_unit: Sequence[float],
+    *,
+    unit: str = "sample",
+    units_per_call: float = 8.0,
+    calls: int = 10,
+    variant: VariantResult | None = None,
+    quality: Sequence[Quality] = (),
+    reference_rounds: Sequence[float] = (),
+    calibration_j: float | None = None,
+    method: str = "measured",
+) -> TestResult:
+    """A benchmark whose candidate rounds measured exactly ``per_unit`` J per unit, in order."""
+    domain, meters = ("gpu:0", ["nvml"]) if method == "measured" else ("cpu", ["model"])
+
+    def one(j: float, role: RoundRole) -> Round:
+        total = j * calls * units_per_call
+        return Round(calls, 1.0, {domain: total}, total, role=role, calibration_j=calibration_j)
+
+    rounds = [one(j, "candidate") for j in per_unit] + [
+        one(j, "reference") for j in reference_rounds
+    ]
+    normalized = [j / calibration_j for j in per_unit] if calibration_j else []
+    total = sum(r.total_j for r in rounds)
+    return TestResult(
+        nodeid=nodeid,
+        file=nodeid.split("::", maxsplit=1)[0],
+        line=1,
+        outcome="passed",
+        scope="call",
+        measurement=Measurement(float(len(rounds)), {domain: total}, total, method, meters),
+        benchmark=Benchmark(
+            unit=unit,
+            units_per_call=units_per_call,
+            calls_per_round=calls,
+            warmup_calls=2,
+            target_window_s=1.0,
+            rounds=rounds,
+            per_call=exact_summary([j * units_per_call for j in per_unit]),
+            per_unit=exact_summary(per_unit),
+            unstable=False,
+            normalized=exact_summary(normalized) if normalized else None,
+            quality=list(quality),
+        ),
+        variant=variant,
+    )
+
+
+def run_record(
+    tests: Sequence[TestResult],
+    *,
+    method: str = "measured",
+    hardware_class: str = "measured-xeon-8480-h100-00000000",
+    cpu: str = "Intel Xeon Platinum 8480",
+    gpus: Sequence[dict[str, Any]] = ({"name": GPU, "driver": "580.65"},),
+    started: str = "2025-03-01T12:00:00+00:00",
+    finished: str | None = "2025-03-01T12:00:05+00:00",
+    commit: str | None = "1a2b3c4",
+    branch: str | None = "main",
+    interrupted: bool = False,
+    exit_status: int | None = 0,
+) -> RunRecord:
+    """A run of ``tests`` on one machine, with nothing but what the test chose."""
+    meters = ["nvml"] if method == "measured" else ["model"]
+    machine = Machine(
+        cpu_model=cpu,
+        cpu_count=16,
+        cpu_flags=["avx2"],
+        gpus=[dict(g) for g in gpus],
+        kernel="6.8.0",
+        os="Linux",
+        python="3.11.7",
+        plugin_version="0.1.0",
+        pytest_version="9.0.0",
+        method=method,
+        meters=meters,
+        hardware_class=hardware_class,
+    )
+    measured = [t.measurement for t in tests if t.measurement is not None]
+    joules = sum(m.total_j for m in measured)
+    seconds = sum(m.seconds for m in measured)
+    session = Session(
+        started=started,
+        finished=finished,
+        machine=machine,
+        meters=[],
+        method=method,
+        idle=None,
+        scope="call",
+        totals=Totals(len(measured), joules, seconds, joules / seconds if seconds else 0.0),
+        exit_status=exit_status,
+        interrupted=interrupted,
+        commit=commit,
+        branch=branch,
+    )
+    return RunRecord(schema_version=SCHEMA_VERSION, session=session, tests=list(tests))

@@ -6,7 +6,7 @@ import math
 
 import pytest
 import traces
-from conftest import by_name
+from inner_runs import by_name
 
 from pytest_energy.measure.benchmark import calls_for_window, target_window
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import traces
-from conftest import by_name
+from inner_runs import by_name
 
 FAMILY = """
 import pytest

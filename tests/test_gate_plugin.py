@@ -7,7 +7,7 @@ import random
 
 import pytest
 import traces
-from conftest import XDIST_MODES
+from inner_runs import XDIST_MODES
 
 BENCH = """
 import pytest

@@ -9,19 +9,14 @@ import sys
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
+from report_fixtures import run_record, sample_benchmark, window_test
 
 from pytest_energy.record import (
-    Benchmark,
-    Machine,
-    Measurement,
-    Round,
     RunRecord,
-    Session,
-    Summary,
     TestResult,
-    Totals,
     Verdict,
 )
 from pytest_energy.report.trend import format_trend, sparkline
@@ -38,7 +33,7 @@ A10 = "cpu=EPYC 7R32|gpu=A10G|measured"
 REPO = Path(__file__).resolve().parents[1]
 
 
-# --- factories: small RunRecords built in the test, nothing measured -------------------------
+# --- factories: the shared exact builders ---------------------------------------------------
 
 
 def plain(
@@ -49,73 +44,30 @@ def plain(
     flags: Sequence[str] = (),
     verdict: Verdict | None = None,
 ) -> TestResult:
-    return TestResult(
-        nodeid=nodeid,
-        file=nodeid.split("::", maxsplit=1)[0],
-        line=1,
-        outcome=outcome,  # type: ignore[arg-type]
-        scope="call",
-        measurement=Measurement(2.0, {"gpu:0": joules}, joules, "measured", ["nvml"], list(flags)),
-        verdict=verdict,
-    )
+    return window_test(nodeid, joules, outcome=outcome, flags=flags, verdict=verdict)
 
 
 def bench(nodeid: str, per_unit: Sequence[float], *, units_per_call: float = 4.0) -> TestResult:
-    calls = 5
-    rounds = [
-        Round(calls, 1.0, {"gpu:0": j * calls * units_per_call}, j * calls * units_per_call)
-        for j in per_unit
-    ]
-    rounds.append(Round(calls, 1.0, {"gpu:0": 99.0}, 99.0, role="reference"))
-    stats = Summary(len(per_unit), sorted(per_unit)[len(per_unit) // 2], 0.0, 0.0, 0.0, 0.0, 0.0)
-    return TestResult(
-        nodeid=nodeid,
-        file=nodeid.split("::", maxsplit=1)[0],
-        line=1,
-        outcome="passed",
-        scope="call",
-        measurement=Measurement(float(len(rounds)), {"gpu:0": 1.0}, 1.0, "measured", ["nvml"]),
-        benchmark=Benchmark("token", units_per_call, calls, 1, 1.0, rounds, stats, stats, False),
+    # A reference round of another test rides along: the history must leave it out.
+    return sample_benchmark(
+        nodeid,
+        per_unit,
+        unit="token",
+        units_per_call=units_per_call,
+        calls=5,
+        reference_rounds=[99.0 / 20],
     )
 
 
-def run(
-    tests: Sequence[TestResult],
-    *,
-    hardware_class: str = H100,
-    branch: str | None = "main",
-    commit: str | None = "c0ffee",
-    interrupted: bool = False,
-) -> RunRecord:
-    machine = Machine(
-        cpu_model="Intel Xeon Platinum 8480",
-        cpu_count=16,
-        cpu_flags=[],
-        gpus=[],
-        kernel="6.8.0",
-        os="Linux",
-        python="3.11.7",
-        plugin_version="0.1.0",
-        pytest_version="9.0.0",
-        method="measured",
-        meters=["nvml"],
+def run(tests: Sequence[TestResult], *, hardware_class: str = H100, **changes: Any) -> RunRecord:
+    return run_record(
+        tests,
         hardware_class=hardware_class,
-    )
-    session = Session(
-        started="2025-03-01T12:00:00+00:00",
+        gpus=[],
         finished="2025-03-01T12:01:00+00:00",
-        machine=machine,
-        meters=[],
-        method="measured",
-        idle=None,
-        scope="call",
-        totals=Totals(len(tests), 1.0, 1.0, 1.0),
-        exit_status=0,
-        interrupted=interrupted,
-        commit=commit,
-        branch=branch,
+        commit=changes.pop("commit", "c0ffee"),
+        **changes,
     )
-    return RunRecord(schema_version=1, session=session, tests=list(tests))
 
 
 @pytest.fixture
@@ -162,7 +114,9 @@ def test_append_stores_runs_tests_and_rounds(history: History) -> None:
     )
     assert tests == [
         (first, "t.py::test_a", "passed", 3.0, 3.0, "test", "regression", 1.12),
-        (first, "t.py::test_b", "passed", 1.0, pytest.approx(0.6), "token", None, None),
+        # The window holds its rounds (10 + 14 + 12 J) and the 99 J reference round,
+        # which the per-unit figure leaves out.
+        (first, "t.py::test_b", "passed", 135.0, pytest.approx(0.6), "token", None, None),
         (second, "t.py::test_a", "passed", 3.3, 3.3, "test", None, None),
     ]
     rounds = query(history.path, "SELECT idx, calls, joules, role FROM rounds ORDER BY idx")
@@ -200,7 +154,6 @@ def test_creating_the_folder_writes_its_gitignore(history: History) -> None:
 def test_reading_a_missing_history_creates_nothing(history: History) -> None:
     assert history.trend() == []
     assert history.last_runs(H100, "main", 5) == {}
-    assert history.sparkline_series("t.py::test_a") == []
     assert not history.path.parent.exists()
 
 
@@ -267,26 +220,6 @@ def test_last_runs_gives_per_test_medians_of_usable_runs(history: History) -> No
     assert history.last_runs(H100, None, 2)["t.py::test_a"] == [500.0, 11.0]
     assert history.last_runs(A10, "main", 3) == {"t.py::test_a": [400.0]}
     assert history.last_runs("cpu=other", "main", 3) == {}
-
-
-def test_sparkline_series_skips_runs_without_a_figure(history: History) -> None:
-    history.append(run([plain("t.py::test_a", 1.0)]))
-    history.append(run([plain("t.py::test_a", 9.0, outcome="failed")]))
-    history.append(run([plain("t.py::test_a", 2.0)]))
-    history.append(run([plain("t.py::test_a", 3.0)], hardware_class=A10))
-
-    assert history.sparkline_series("t.py::test_a") == [1.0, 2.0, 3.0]
-    assert history.sparkline_series("t.py::test_a", 2) == [2.0, 3.0]
-    assert history.sparkline_series("t.py::test_a", hardware_class=H100) == [1.0, 2.0]
-    trend = history.trend("t.py::test_a", hardware_class=H100)
-    assert [(p.outcome, p.per_unit) for p in trend] == [
-        ("passed", 1.0),
-        ("failed", None),
-        ("passed", 2.0),
-    ]
-
-
-# --- text rendering --------------------------------------------------------------------------
 
 
 def point(

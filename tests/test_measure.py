@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import traces
-from conftest import XDIST_MODES, by_name
+from inner_runs import XDIST_MODES, by_name
 
 TWO_TESTS = """
 def test_first():

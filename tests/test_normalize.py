@@ -10,68 +10,32 @@ from __future__ import annotations
 import json
 
 import pytest
+import report_fixtures as records
+from report_fixtures import sample_benchmark
 
 from pytest_energy.config.settings import Settings
 from pytest_energy.gate.baseline import from_results
 from pytest_energy.gate.run_gate import RunGate
-from pytest_energy.record import (
-    SCHEMA_VERSION,
-    Benchmark,
-    Machine,
-    Measurement,
-    Round,
-    RunRecord,
-    Session,
-    Summary,
-    TestResult,
-    Totals,
-)
+from pytest_energy.record import RunRecord
 from pytest_energy.storage.baseline_file import BaselineEntry
 from pytest_energy.storage.baselines import baseline_entries
-
-MACHINE = Machine(
-    "CPU",
-    2,
-    [],
-    [],
-    "6",
-    "Linux",
-    "3.11",
-    "0.1.0",
-    "9",
-    "modelled",
-    ["model"],
-    "modelled-cpu-00000000",
-)
-FLAT = Summary(5, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0)
 
 
 def run_record(speed: float, work: float, calibration: float = 0.1) -> RunRecord:
     """One benchmark whose CPU ran at ``speed`` (time per instruction) doing ``work``."""
-    rounds = [
-        Round(
-            calls=10,
-            seconds=0.2,
-            joules={"cpu": 10 * work * speed * (1 + 0.005 * i)},
-            total_j=10 * work * speed * (1 + 0.005 * i),
-            calibration_j=calibration * speed,
-        )
-        for i in range(5)
-    ]
-    bench = Benchmark("item", 2.0, 10, 1, 0.2, rounds, FLAT, FLAT, False, normalized=FLAT)
-    measurement = Measurement(1.0, {"cpu": 1.0}, 1.0, "modelled", ["model"])
-    test = TestResult("t.py::test_w", "t.py", 1, "passed", "call", measurement, benchmark=bench)
-    session = Session(
-        "2026-01-01T00:00:00+00:00",
-        "2026-01-01T00:00:01+00:00",
-        MACHINE,
-        [],
-        "modelled",
-        None,
-        "call",
-        Totals(1, 1.0, 1.0, 1.0),
+    per_unit = [work * speed * (1 + 0.005 * i) / 2.0 for i in range(5)]
+    test = sample_benchmark(
+        "t.py::test_w",
+        per_unit,
+        unit="item",
+        units_per_call=2.0,
+        calls=10,
+        calibration_j=calibration * speed or None,
+        method="modelled",
     )
-    return RunRecord(SCHEMA_VERSION, session, [test])
+    return records.run_record(
+        [test], method="modelled", hardware_class="modelled-cpu-00000000", gpus=[]
+    )
 
 
 def test_normalized_samples_are_work_over_calibration() -> None:

@@ -553,15 +553,17 @@ def test_fake_errors_have_the_binding_shape() -> None:
 # The fake against the real binding, where nvidia-ml-py is installed.
 
 
-def real_binding() -> object:
+def real_binding(monkeypatch: pytest.MonkeyPatch) -> object:
+    # The suite hides NVML from inner runs (conftest.py); these tests want the binding.
+    monkeypatch.delitem(sys.modules, "pynvml", raising=False)
     try:
         return nvml_module.import_pynvml()
     except MeterUnavailable:
         pytest.skip("nvidia-ml-py is not installed")
 
 
-def test_fake_uses_the_real_binding_names_and_codes() -> None:
-    real = real_binding()
+def test_fake_uses_the_real_binding_names_and_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = real_binding(monkeypatch)
     fake = FakeNvml()
     functions = [name for name in dir(FakeNvml) if name.startswith("nvml")]
     assert len(functions) > 20
@@ -577,8 +579,8 @@ def test_fake_uses_the_real_binding_names_and_codes() -> None:
     assert str(real_error) == str(fake.NVMLError(NVML_ERROR_GPU_IS_LOST))
 
 
-def test_real_binding_opens_or_says_why_in_one_line() -> None:
-    real_binding()
+def test_real_binding_opens_or_says_why_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_binding(monkeypatch)
     outcome: NvmlMeter | MeterUnavailable
     try:
         outcome = NvmlMeter.open()

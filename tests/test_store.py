@@ -7,7 +7,6 @@ import difflib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -15,18 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from report_fixtures import GPU, run_record, sample_benchmark, window_test
 
 from pytest_energy.record import (
-    Benchmark,
-    Machine,
-    Measurement,
     Quality,
-    Round,
     RunRecord,
-    Session,
-    Summary,
     TestResult,
-    Totals,
     VariantResult,
 )
 from pytest_energy.storage.baseline_file import FORMAT_VERSION, Baseline, BaselineError
@@ -37,88 +30,7 @@ A10 = "cpu=EPYC 7R32|gpu=A10G|measured"
 REPO = Path(__file__).resolve().parents[1]
 
 
-# --- factories: small RunRecords built in the test, nothing measured -------------------------
-
-
-def measurement(joules: float, *, seconds: float = 2.0, flags: Sequence[str] = ()) -> Measurement:
-    return Measurement(
-        seconds=seconds,
-        joules={"gpu:0": joules},
-        total_j=joules,
-        method="measured",
-        meters=["nvml"],
-        flags=list(flags),
-    )
-
-
-def plain_test(
-    nodeid: str, joules: float, *, outcome: str = "passed", flags: Sequence[str] = ()
-) -> TestResult:
-    return TestResult(
-        nodeid=nodeid,
-        file=nodeid.split("::", maxsplit=1)[0],
-        line=1,
-        outcome=outcome,  # type: ignore[arg-type]
-        scope="call",
-        measurement=measurement(joules, flags=flags),
-    )
-
-
-def summary(values: Sequence[float]) -> Summary:
-    median = statistics.median(values)
-    mean = statistics.fmean(values)
-    stdev = statistics.stdev(values) if len(values) > 1 else 0.0
-    return Summary(len(values), median, mean, stdev, stdev / mean, min(values), max(values))
-
-
-def bench_test(
-    nodeid: str,
-    per_unit: Sequence[float],
-    *,
-    unit: str = "sample",
-    units_per_call: float = 8.0,
-    calls: int = 10,
-    variant: VariantResult | None = None,
-    quality: Sequence[Quality] = (),
-    reference_rounds: Sequence[float] = (),
-) -> TestResult:
-    """A benchmark whose rounds measured ``per_unit`` joules per unit, in order."""
-    rounds = [
-        Round(calls, 1.0, {"gpu:0": j * calls * units_per_call}, j * calls * units_per_call)
-        for j in per_unit
-    ]
-    rounds += [
-        Round(
-            calls,
-            1.0,
-            {"gpu:0": j * calls * units_per_call},
-            j * calls * units_per_call,
-            role="reference",
-        )
-        for j in reference_rounds
-    ]
-    per_call = [j * units_per_call for j in per_unit]
-    return TestResult(
-        nodeid=nodeid,
-        file=nodeid.split("::", maxsplit=1)[0],
-        line=1,
-        outcome="passed",
-        scope="call",
-        measurement=measurement(sum(r.total_j for r in rounds), seconds=float(len(rounds))),
-        benchmark=Benchmark(
-            unit=unit,
-            units_per_call=units_per_call,
-            calls_per_round=calls,
-            warmup_calls=2,
-            target_window_s=1.0,
-            rounds=rounds,
-            per_call=summary(per_call),
-            per_unit=summary(per_unit),
-            unstable=False,
-            quality=list(quality),
-        ),
-        variant=variant,
-    )
+# --- factories: the shared exact builders, on an H100 machine --------------------------------
 
 
 def make_record(
@@ -126,55 +38,23 @@ def make_record(
     *,
     hardware_class: str = H100,
     cpu_model: str = "Intel Xeon Platinum 8480",
-    finished: str = "2025-03-01T12:00:05+00:00",
-    commit: str | None = "1a2b3c4",
-    branch: str | None = "main",
-    interrupted: bool = False,
+    **changes: Any,
 ) -> RunRecord:
-    machine = Machine(
-        cpu_model=cpu_model,
-        cpu_count=16,
-        cpu_flags=["avx2"],
-        gpus=[
-            {
-                "name": "NVIDIA H100 80GB HBM3",
-                "driver": "580.65",
-                "uuid": "GPU-1234",
-                "memory_used_mib": 512,
-            }
-        ],
-        kernel="6.8.0",
-        os="Linux",
-        python="3.11.7",
-        plugin_version="0.1.0",
-        pytest_version="9.0.0",
-        method="measured",
-        meters=["nvml"],
-        hardware_class=hardware_class,
-    )
-    session = Session(
-        started="2025-03-01T12:00:00+00:00",
-        finished=finished,
-        machine=machine,
-        meters=[],
-        method="measured",
-        idle=None,
-        scope="call",
-        totals=Totals(len(tests), 1.0, 1.0, 1.0),
-        exit_status=0,
-        interrupted=interrupted,
-        commit=commit,
-        branch=branch,
-    )
-    return RunRecord(schema_version=1, session=session, tests=list(tests))
+    # The fingerprint's volatile GPU facts (UUID, memory in use) must never reach a baseline.
+    gpu = {"name": GPU, "driver": "580.65", "uuid": "GPU-1234", "memory_used_mib": 512}
+    return run_record(tests, hardware_class=hardware_class, cpu=cpu_model, gpus=[gpu], **changes)
 
 
 def standard_run(scale: float = 1.0, **kwargs: Any) -> RunRecord:
     return make_record(
         [
-            bench_test("tests/test_model.py::test_fp32", [1.0 * scale, 1.02 * scale, 0.99 * scale]),
-            bench_test("tests/test_model.py::test_int8", [0.5 * scale, 0.51 * scale, 0.49 * scale]),
-            plain_test("tests/test_io.py::test_load", 12.5 * scale),
+            sample_benchmark(
+                "tests/test_model.py::test_fp32", [1.0 * scale, 1.02 * scale, 0.99 * scale]
+            ),
+            sample_benchmark(
+                "tests/test_model.py::test_int8", [0.5 * scale, 0.51 * scale, 0.49 * scale]
+            ),
+            window_test("tests/test_io.py::test_load", 12.5 * scale),
         ],
         **kwargs,
     )
@@ -235,7 +115,9 @@ def test_commit_argument_overrides_the_session_commit(store: BaselineStore) -> N
 
 
 def test_file_is_sorted_pretty_json_with_six_significant_digits(store: BaselineStore) -> None:
-    record = make_record([bench_test("t.py::test_a", [1.23456789, 0.000123456789, 98765.4321])])
+    record = make_record(
+        [sample_benchmark("t.py::test_a", [1.23456789, 0.000123456789, 98765.4321])]
+    )
     text = store.save_run(record, "default").read_text(encoding="utf-8")
 
     data = json.loads(text)
@@ -313,10 +195,10 @@ def test_update_keeps_unknown_fields_of_other_entries(store: BaselineStore) -> N
 def test_only_passed_tests_with_a_usable_figure_are_saved(store: BaselineStore) -> None:
     record = make_record(
         [
-            plain_test("t.py::test_ok", 3.0),
-            plain_test("t.py::test_failed", 3.0, outcome="failed"),
-            plain_test("t.py::test_meter_failed", 3.0, flags=["meter_failed"]),
-            plain_test("t.py::test_shared", 3.0, flags=["concurrent"]),
+            window_test("t.py::test_ok", 3.0),
+            window_test("t.py::test_failed", 3.0, outcome="failed"),
+            window_test("t.py::test_meter_failed", 3.0, flags=["meter_failed"]),
+            window_test("t.py::test_shared", 3.0, flags=["concurrent"]),
             TestResult("t.py::test_none", "t.py", 1, "passed", "call", None),
         ]
     )
@@ -331,7 +213,7 @@ def test_only_passed_tests_with_a_usable_figure_are_saved(store: BaselineStore) 
 
 
 def test_a_run_without_usable_tests_saves_nothing(store: BaselineStore) -> None:
-    record = make_record([plain_test("t.py::test_failed", 3.0, outcome="failed")])
+    record = make_record([window_test("t.py::test_failed", 3.0, outcome="failed")])
     with pytest.raises(BaselineError) as exc:
         store.save_run(record, "default")
     assert "nothing to save" in one_line_error(exc)
@@ -341,7 +223,7 @@ def test_a_run_without_usable_tests_saves_nothing(store: BaselineStore) -> None:
 def test_variants_keep_family_quality_and_only_their_own_rounds(store: BaselineStore) -> None:
     record = make_record(
         [
-            bench_test(
+            sample_benchmark(
                 "tests/test_bert.py::test_energy[int8]",
                 [0.4, 0.42],
                 variant=VariantResult(
@@ -373,7 +255,7 @@ def test_variants_keep_family_quality_and_only_their_own_rounds(store: BaselineS
 
 
 def test_energy_per_unit_falls_back_to_the_summary_without_rounds() -> None:
-    test = bench_test("t.py::test_a", [2.0, 4.0])
+    test = sample_benchmark("t.py::test_a", [2.0, 4.0])
     per_unit = test.per_unit_samples()
     assert per_unit is not None
     assert per_unit[0] == "sample"
@@ -447,7 +329,7 @@ def test_new_tests_are_added_to_an_existing_class(store: BaselineStore) -> None:
     path = store.save_run(standard_run(), "default")
     before = json.loads(path.read_text(encoding="utf-8"))
 
-    store.save_run(make_record([plain_test("tests/test_new.py::test_it", 4.0)]), "default")
+    store.save_run(make_record([window_test("tests/test_new.py::test_it", 4.0)]), "default")
 
     tests = json.loads(path.read_text(encoding="utf-8"))["classes"][H100]["tests"]
     assert tests["tests/test_new.py::test_it"]["median"] == 4.0
@@ -457,7 +339,7 @@ def test_new_tests_are_added_to_an_existing_class(store: BaselineStore) -> None:
 
 def test_replace_rewrites_this_runs_tests_and_keeps_the_rest(store: BaselineStore) -> None:
     store.save_run(standard_run(), "default")
-    subset = make_record([plain_test("tests/test_io.py::test_load", 20.0)])
+    subset = make_record([window_test("tests/test_io.py::test_load", 20.0)])
 
     store.save_run(subset, "default", replace=True, reason="faster disk")
 
@@ -503,7 +385,7 @@ def test_update_refuses_tests_without_a_figure(
 ) -> None:
     path = store.save_run(standard_run(), "default")
     before = path.read_bytes()
-    record = make_record([plain_test("t.py::test_failed", 1.0, outcome="failed")])
+    record = make_record([window_test("t.py::test_failed", 1.0, outcome="failed")])
 
     with pytest.raises(BaselineError) as exc:
         store.update_entries(record, "default", nodeids, "because")
@@ -746,8 +628,8 @@ def test_concurrent_writers_leave_a_valid_file_and_lose_no_update(
 ) -> None:
     workers, rounds = 4, 15
     record = make_record(
-        [plain_test(f"tests/test_w.py::test_{w}", 1.0 + w) for w in range(workers)]
-        + [plain_test("tests/test_w.py::test_untouched", 9.0)]
+        [window_test(f"tests/test_w.py::test_{w}", 1.0 + w) for w in range(workers)]
+        + [window_test("tests/test_w.py::test_untouched", 9.0)]
     )
     record_path = tmp_path / "record.json"
     record_path.write_text(record.to_json(), encoding="utf-8")
@@ -791,7 +673,7 @@ def test_concurrent_updates_of_different_tests_all_land(
     """Without the lock, two read-modify-writes interleave and one update is lost."""
     workers, rounds = 4, 15
     record = make_record(
-        [plain_test(f"tests/test_w.py::test_{w}", 1.0 + w) for w in range(workers)]
+        [window_test(f"tests/test_w.py::test_{w}", 1.0 + w) for w in range(workers)]
     )
     record_path = tmp_path / "record.json"
     record_path.write_text(record.to_json(), encoding="utf-8")

@@ -164,12 +164,6 @@ def _choice(
     )
 
 
-def region_choice(row: IntensityRow, *, origin: str = "default") -> IntensityChoice:
-    """The choice for a table row, e.g. to compare regions."""
-    kind: Kind = "world" if row.key == WORLD else "region"
-    return _choice(row, kind=kind, origin=origin, requested=None)
-
-
 def find_region(text: str, tables: Tables, *, where: str = "--energy-region") -> IntensityRow:
     """The table row for a country code, country name, WORLD or ``provider:region``."""
     query = text.strip()

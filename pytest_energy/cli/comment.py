@@ -8,7 +8,7 @@ the trusted job installs nothing beyond the pinned plugin release.
 
 The token comes from ``$GITHUB_TOKEN`` (or ``$GH_TOKEN``) and never appears in
 output, error messages or exception text: everything printed goes through
-``_Redactor``, including what a server sends back.
+``Redactor``, including what a server sends back.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from email.message import Message
-from http.client import HTTPMessage
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
+
+from pytest_energy.cli.github_rest import GitHubError, Redactor, Response, RestClient
+from pytest_energy.config.defaults import COMMENT_MARKER
 
 __all__ = [
     "DEFAULT_AUTHOR",
@@ -42,7 +43,7 @@ __all__ = [
     "run_comment",
 ]
 
-DEFAULT_MARKER = "<!-- pytest-energy -->"
+DEFAULT_MARKER = COMMENT_MARKER
 #: The login of the app behind ``GITHUB_TOKEN``. ``GET /user`` is not available to
 #: that token, so the author is configured rather than discovered.
 DEFAULT_AUTHOR = "github-actions[bot]"
@@ -51,13 +52,6 @@ DEFAULT_API_URL = "https://api.github.com"
 #: characters)" (danger/danger#424). GitHub stores line ends as CRLF, so ``_cost``
 #: counts a bare "\n" as two characters to stay under the limit either way.
 MAX_BODY_CHARS = 65_536
-MAX_ATTEMPTS = 4
-#: A rate limit that resets later than this is reported, not waited out: a job that
-#: sleeps for most of an hour costs more than a missing comment.
-MAX_WAIT_S = 120.0
-TIMEOUT_S = 30.0
-#: 100 pages of 100 items; bounds the walk if a server keeps sending rel="next".
-MAX_PAGES = 100
 MAX_HINT_BYTES = 64 * 1024
 MAX_MARKER_CHARS = 200
 
@@ -67,13 +61,7 @@ EXIT_USAGE = 2
 
 _SHA = re.compile(r"\A(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
 _REPO = re.compile(r"\A[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\Z")
-_LINK = re.compile(r'<([^>]*)>\s*;\s*rel="([^"]*)"')
-_RETRIED_STATUSES = frozenset({500, 502, 503, 504})
 _PROG = "pytest-energy comment"
-
-
-class GitHubError(Exception):
-    """The GitHub API failed; the message is one line with the token redacted."""
 
 
 class UsageError(Exception):
@@ -261,186 +249,6 @@ def cap_body(body: str, marker: str = DEFAULT_MARKER, limit: int = MAX_BODY_CHAR
 # --- HTTP -------------------------------------------------------------------------
 
 
-class _Redactor:
-    """Replaces the token in any text that may be printed or raised."""
-
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
-
-    def __call__(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urllib.parse.urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
-
-
-class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects within the API host only.
-
-    urllib copies the Authorization header onto every redirect, whatever the
-    host; refusing cross-origin ones keeps the token from leaving the API.
-    """
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: HTTPMessage,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        if _origin(newurl) != _origin(req.full_url):
-            return None
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-@dataclass(frozen=True)
-class Response:
-    """A decoded API answer: status, JSON data and the rel="next" page, if any."""
-
-    status: int
-    data: Any
-    next_url: str | None
-
-
-class RestClient:
-    """A minimal GitHub REST client: JSON, retries, Link pagination, redaction.
-
-    ``sleep`` and ``clock`` are injectable so retry behaviour is tested without
-    waiting and without reading the wall clock.
-    """
-
-    def __init__(
-        self,
-        api_url: str,
-        token: str,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
-        max_attempts: int = MAX_ATTEMPTS,
-    ) -> None:
-        self.api_url = api_url.rstrip("/")
-        self._token = token
-        self.redact = _Redactor(token)
-        self._sleep = sleep
-        self._clock = clock
-        self._max_attempts = max_attempts
-        self._opener = urllib.request.build_opener(_SameOriginRedirects())
-
-    def request(self, method: str, path_or_url: str, payload: Any = None) -> Response:
-        """Send one request, retrying server errors and rate limits."""
-        url = self._url(path_or_url)
-        data = None if payload is None else json.dumps(payload).encode("utf-8")
-        where = f"{method} {urllib.parse.urlsplit(url).path}"
-        for attempt in range(1, self._max_attempts + 1):
-            request = urllib.request.Request(url, data=data, method=method)
-            request.add_header("Accept", "application/vnd.github+json")
-            request.add_header("X-GitHub-Api-Version", "2022-11-28")
-            request.add_header("User-Agent", "pytest-energy")
-            request.add_header("Authorization", f"Bearer {self._token}")
-            if data is not None:
-                request.add_header("Content-Type", "application/json")
-            try:
-                with self._opener.open(request, timeout=TIMEOUT_S) as answer:
-                    status, headers, raw = answer.status, answer.headers, answer.read()
-            except urllib.error.HTTPError as exc:
-                status, headers = exc.code, exc.headers
-                raw = exc.read() if exc.fp is not None else b""
-                exc.close()
-                wait = self._retry_wait(status, headers, attempt)
-                if wait is None or attempt == self._max_attempts:
-                    raise GitHubError(self._describe(where, status, headers, raw)) from None
-                self._sleep(wait)
-                continue
-            except (urllib.error.URLError, OSError) as exc:
-                # Connection refused, reset or timed out: worth another try.
-                reason = getattr(exc, "reason", exc)
-                if attempt == self._max_attempts:
-                    raise GitHubError(self.redact(f"{where} failed: {reason}")) from None
-                self._sleep(self._backoff(attempt))
-                continue
-            return Response(status, self._decode(where, raw), self._next_link(headers))
-        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
-
-    def paginate(self, path: str) -> Iterator[Any]:
-        """Yield the items of a list endpoint, following Link rel="next" lazily."""
-        url: str | None = path
-        for _ in range(MAX_PAGES):
-            if url is None:
-                return
-            answer = self.request("GET", url)
-            if not isinstance(answer.data, list):
-                raise GitHubError(f"GET {urllib.parse.urlsplit(url).path}: expected a list")
-            yield from answer.data
-            url = answer.next_url
-        raise GitHubError(f"GET {urllib.parse.urlsplit(path).path}: over {MAX_PAGES} pages")
-
-    def _url(self, path_or_url: str) -> str:
-        if not path_or_url.startswith(("http://", "https://")):
-            return self.api_url + path_or_url
-        # Pagination links come from the server; never send the token elsewhere.
-        if _origin(path_or_url) != _origin(self.api_url):
-            raise GitHubError("refusing to follow a link to another host than --api-url")
-        return path_or_url
-
-    @staticmethod
-    def _backoff(attempt: int) -> float:
-        return float(2 ** (attempt - 1))
-
-    def _retry_wait(self, status: int, headers: Message, attempt: int) -> float | None:
-        """Seconds to wait before retrying, or None when the failure is final."""
-        if status in _RETRIED_STATUSES:
-            return self._backoff(attempt)
-        retry_after = headers.get("Retry-After")
-        exhausted = headers.get("x-ratelimit-remaining") == "0"
-        # A 403 without rate-limit headers is a permission error: retrying won't help.
-        if status not in {403, 429} or (status == 403 and not (retry_after or exhausted)):
-            return None
-        wait = self._backoff(attempt)
-        if retry_after and retry_after.strip().isdigit():
-            wait = float(retry_after)
-        elif exhausted:
-            reset = headers.get("x-ratelimit-reset", "")
-            if reset.strip().isdigit():
-                wait = max(0.0, float(reset) - self._clock()) + 1.0
-        return wait if wait <= MAX_WAIT_S else None
-
-    def _describe(self, where: str, status: int, headers: Message, raw: bytes) -> str:
-        message = ""
-        try:
-            decoded = json.loads(raw.decode("utf-8", "replace"))
-        except ValueError:
-            decoded = None
-        if isinstance(decoded, dict) and isinstance(decoded.get("message"), str):
-            message = decoded["message"]
-        text = f"{where} failed: HTTP {status}"
-        if message:
-            text += f": {' '.join(message.split())[:200]}"
-        if status in {403, 429} and headers.get("x-ratelimit-remaining") == "0":
-            text += " (rate limit exhausted; retry later)"
-        elif status in {401, 403, 404}:
-            text += " (check the token's permissions: pull-requests: write)"
-        return self.redact(text)
-
-    def _decode(self, where: str, raw: bytes) -> Any:
-        if not raw.strip():
-            return None
-        try:
-            return json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise GitHubError(f"{where}: the answer is not JSON") from None
-
-    @staticmethod
-    def _next_link(headers: Message) -> str | None:
-        for target, rels in _LINK.findall(headers.get("Link", "")):
-            if "next" in rels.split():
-                return str(target)
-        return None
-
-
 # --- the algorithm ------------------------------------------------------------------
 
 
@@ -571,7 +379,7 @@ def comment_command(
     out = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
     env = os.environ if environ is None else environ
-    redact = _Redactor(env.get("GITHUB_TOKEN") or env.get("GH_TOKEN") or "")
+    redact = Redactor(env.get("GITHUB_TOKEN") or env.get("GH_TOKEN") or "")
     try:
         options = _Options.from_args(args, env)
     except UsageError as exc:

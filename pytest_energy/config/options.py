@@ -430,8 +430,6 @@ OPTIONS: tuple[Option, ...] = (
     ),
 )
 
-BY_NAME = {option.name: option for option in OPTIONS}
-
 #: The marker as ``pytest --markers`` lists it.
 MARKER_SIGNATURE = (
     "energy(rounds=5, warmup=1, window=None, max_time=None, cv_limit='5%', max_joules=None, "

@@ -85,7 +85,7 @@ def check_writable(path: Path, origin: str) -> None:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every session setting, validated. Field names match :mod:`pytest_energy.options`."""
+    """Every session setting, validated. Field names match :mod:`pytest_energy.config.options`."""
 
     enabled: bool = False
     meter: MeterSpec = field(default_factory=lambda: MeterSpec(("auto",)))

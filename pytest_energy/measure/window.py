@@ -7,7 +7,7 @@ inside the window is billed to it and nothing from before leaks in: CUDA
 kernels run asynchronously, and a test can return while its kernels are still
 queued. The H100 probe showed it: "50 ms" windows that launched matmuls for
 50 ms and then synchronised held ~0.9 s of GPU work and ~630 J
-(reference/h100-nvml-probe.json, short_50ms_J).
+(docs/measurements/h100-nvml-probe.json, short_50ms_J).
 """
 
 from __future__ import annotations

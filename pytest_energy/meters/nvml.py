@@ -2,7 +2,7 @@
 
 ``nvmlDeviceGetTotalEnergyConsumption`` is a 64-bit millijoule counter of the
 whole board (Volta and newer). On an H100 with driver 580 it advanced every
-~100 ms and one read cost ~3 ms (``reference/h100-nvml-probe.json``:
+~100 ms and one read cost ~3 ms (``docs/measurements/h100-nvml-probe.json``:
 ``idle_gap_ms_median`` 100.0, ``load_gap_ms_median`` 98.5, ``energy_read_us``
 3140), so the meter reads it once per GPU at each window edge and nowhere
 else. It never integrates ``nvmlDeviceGetPowerUsage``: that is a 1-s average on
@@ -38,6 +38,7 @@ from pytest_energy.meters.base import (
     clock,
     counter_delta,
 )
+from pytest_energy.meters.nvml_devices import PhysicalGpu, enumerate_gpus, text_of, visible_gpus
 
 __all__ = ["NOTE_GPU_SHARED", "NvmlMeter"]
 
@@ -66,7 +67,6 @@ ORDER_NOTE = (
 _NVML_ERROR_NOT_SUPPORTED = 3
 _NVML_ERROR_NO_PERMISSION = 4
 _NVML_ERROR_FUNCTION_NOT_FOUND = 13
-_NVML_DEVICE_MIG_ENABLE = 1
 #: Process listings, newest binding name first. The unversioned name calls the
 #: binding's newest struct version and raises NVMLLibraryMismatchError on an
 #: older driver; the versioned ones then raise FunctionNotFound until one fits.
@@ -98,13 +98,6 @@ def _describe(exc: BaseException, nvml: Any) -> str:
 
 def _error_code(exc: BaseException) -> object:
     return getattr(exc, "value", None)
-
-
-def _text(value: object) -> str:
-    # Bindings older than nvidia-ml-py 11.515 return bytes.
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    return str(value)
 
 
 def import_pynvml() -> ModuleType:
@@ -143,23 +136,10 @@ def _binding_version(nvml: ModuleType, imported: bool) -> str | None:
 
 
 @dataclass
-class _Physical:
-    """One physical GPU as NVML enumerates it (PCI bus order)."""
-
-    index: int
-    handle: Any
-    name: str
-    uuid: str
-    mig_enabled: bool
-    #: UUIDs of its MIG devices, when MIG mode is on.
-    mig_uuids: tuple[str, ...] = ()
-
-
-@dataclass
 class _Gpu:
     """A measured GPU: its CUDA ordinals, domain and counter state."""
 
-    physical: _Physical
+    physical: PhysicalGpu
     ordinals: list[int]
     mig_selected: bool
     origin_mj: int = 0
@@ -174,122 +154,6 @@ class _Gpu:
     @property
     def label(self) -> str:
         return f"GPU {self.ordinals[0]} ({self.physical.name})"
-
-
-def _mig_uuids(nvml: Any, handle: Any) -> tuple[bool, tuple[str, ...]]:
-    """Whether MIG mode is on, and the UUIDs of the GPU's MIG devices."""
-    try:
-        current = nvml.nvmlDeviceGetMigMode(handle)[0]
-    except Exception:
-        # NOT_SUPPORTED on GPUs without MIG, AttributeError on old bindings.
-        return False, ()
-    if current != getattr(nvml, "NVML_DEVICE_MIG_ENABLE", _NVML_DEVICE_MIG_ENABLE):
-        return False, ()
-    uuids: list[str] = []
-    try:
-        count = int(nvml.nvmlDeviceGetMaxMigDeviceCount(handle))
-    except Exception:
-        return True, ()
-    for slot in range(count):
-        try:
-            mig = nvml.nvmlDeviceGetMigDeviceHandleByIndex(handle, slot)
-            uuids.append(_text(nvml.nvmlDeviceGetUUID(mig)))
-        except Exception:
-            # Empty slots answer NOT_FOUND.
-            continue
-    return True, tuple(uuids)
-
-
-def _enumerate(nvml: Any) -> list[_Physical]:
-    gpus = []
-    for index in range(int(nvml.nvmlDeviceGetCount())):
-        handle = nvml.nvmlDeviceGetHandleByIndex(index)
-        mig_enabled, mig_uuids = _mig_uuids(nvml, handle)
-        gpus.append(
-            _Physical(
-                index=index,
-                handle=handle,
-                name=_text(nvml.nvmlDeviceGetName(handle)),
-                uuid=_text(nvml.nvmlDeviceGetUUID(handle)),
-                mig_enabled=mig_enabled,
-                mig_uuids=mig_uuids,
-            )
-        )
-    return gpus
-
-
-def _leading_int(entry: str) -> int:
-    """What strtoul reads from the start of ``entry``, as CUDA does; -1 if nothing."""
-    digits = ""
-    for position, char in enumerate(entry):
-        if char.isdigit() or (position == 0 and char in "+-"):
-            digits += char
-        else:
-            break
-    try:
-        return int(digits)
-    except ValueError:
-        return -1
-
-
-def _match_uuid(entry: str, gpus: Sequence[_Physical]) -> tuple[_Physical, bool] | None:
-    """The GPU a ``GPU-``/``MIG-`` entry names (exactly or by a unique prefix)."""
-    wanted = entry.lower()
-    candidates: list[tuple[str, _Physical, bool]] = []
-    if wanted.startswith("mig-gpu-"):
-        # The pre-R470 form MIG-GPU-<parent uuid>/<gi>/<ci> names the parent.
-        parent = wanted[len("mig-") :].split("/", 1)[0]
-        candidates = [(gpu.uuid.lower(), gpu, True) for gpu in gpus]
-        wanted = parent
-    elif wanted.startswith("mig-"):
-        candidates = [(uuid.lower(), gpu, True) for gpu in gpus for uuid in gpu.mig_uuids]
-    else:
-        candidates = [(gpu.uuid.lower(), gpu, False) for gpu in gpus]
-    exact = [(gpu, mig) for uuid, gpu, mig in candidates if uuid == wanted]
-    if exact:
-        return exact[0]
-    matches = [(gpu, mig) for uuid, gpu, mig in candidates if uuid.startswith(wanted)]
-    # CUDA accepts a prefix only when it names one device.
-    return matches[0] if len(matches) == 1 else None
-
-
-def _visible_gpus(
-    gpus: Sequence[_Physical], cuda_visible_devices: str | None
-) -> tuple[list[tuple[_Physical, bool]], list[str]]:
-    """The GPUs CUDA shows this process, in CUDA's order, each with a MIG flag.
-
-    Follows the CUDA documentation for ``CUDA_VISIBLE_DEVICES``: entries are
-    indices or UUIDs (unique prefixes allowed); the first entry that names no
-    device ends the list (``0,2,-1,1`` shows 0 and 2); a repeated device hides
-    every device (as torch's parser notes); only one MIG device is enumerated.
-    Also returns what was ignored, for the details.
-    """
-    if cuda_visible_devices is None:
-        return [(gpu, gpu.mig_enabled) for gpu in gpus], []
-    chosen: list[tuple[_Physical, bool]] = []
-    seen: set[str] = set()
-    entries = [entry.strip() for entry in cuda_visible_devices.split(",")]
-    for position, entry in enumerate(entries):
-        later = position + 1 < len(entries)
-        if entry.upper().startswith(("GPU-", "MIG-")):
-            found = _match_uuid(entry, gpus)
-        else:
-            index = _leading_int(entry)
-            found = (gpus[index], gpus[index].mig_enabled) if 0 <= index < len(gpus) else None
-        if found is None:
-            if chosen or later:
-                return chosen, [f"{entry!r} names no GPU here, so CUDA ignores it and what follows"]
-            return chosen, []
-        gpu, mig = found
-        is_mig_entry = entry.upper().startswith("MIG-")
-        key = entry.lower() if is_mig_entry else gpu.uuid.lower()
-        if key in seen:
-            return [], [f"{entry!r} repeats a device, so CUDA shows no GPU"]
-        seen.add(key)
-        chosen.append((gpu, mig))
-        if is_mig_entry and later:
-            return chosen, [f"CUDA enumerates one MIG device: entries after {entry!r} are ignored"]
-    return chosen, []
 
 
 def _power_limit_w(nvml: Any, handle: Any) -> float | None:
@@ -348,13 +212,13 @@ class NvmlMeter:
     @classmethod
     def _open_initialised(cls, nvml: Any, imported: bool) -> NvmlMeter:
         try:
-            physical = _enumerate(nvml)
+            physical = enumerate_gpus(nvml)
         except Exception as exc:
             raise MeterUnavailable(f"NVML cannot list GPUs: {_describe(exc, nvml)}") from None
         if not physical:
             raise MeterUnavailable("NVML found no NVIDIA GPU")
         cuda_visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        visible, ignored = _visible_gpus(physical, cuda_visible)
+        visible, ignored = visible_gpus(physical, cuda_visible)
         if not visible:
             reason = f" ({ignored[0]})" if ignored else ""
             raise MeterUnavailable(
@@ -404,7 +268,7 @@ class NvmlMeter:
     ) -> MeterInfo:
         def system(function: str) -> str | None:
             try:
-                return _text(getattr(nvml, function)())
+                return text_of(getattr(nvml, function)())
             except Exception:
                 return None
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from pytest_energy.meters.base import (
     clock,
     counter_delta,
 )
+from pytest_energy.meters.rapl_zones import PACKAGE_RE, Zone, classify_zone, discover_zones
 
 DEFAULT_ROOT = Path("/sys/class/powercap")
 
@@ -67,14 +67,6 @@ UPDATE_PERIOD_S = 0.001
 DEFAULT_RESOLUTION_J = 61.04e-6
 _COUNTER_STATES = 2**32
 
-#: Zones are "<control type>:<package>[:<sub-zone>]"; control types are
-#: intel-rapl (MSR driver, also used for AMD and Hygon), intel-rapl-mmio
-#: (recent Intel clients) and intel-rapl-tpmi (new Xeons, Linux 6.5).
-_ZONE_RE = re.compile(r"^(intel-rapl(?:-[a-z]+)*)((?::\d+)+)$")
-_CONTROL_TYPE_RE = re.compile(r"^intel-rapl(?:-[a-z]+)*$")
-#: "package-0", and "package-0-die-1" on multi-die parts (the kernel names a
-#: domain per die when a package has more than one).
-_PACKAGE_RE = re.compile(r"^package-(\d+)(?:-die-\d+)?$")
 #: The same domain can appear through several interfaces; like CodeCarbon
 #: (mlco2/codecarbon, codecarbon/core/cpu.py, _deduplicate_domains) we prefer
 #: the newer MMIO/TPMI interface over the MSR one.
@@ -113,93 +105,18 @@ def _permission_message(root: Path, path: Path) -> str:
     )
 
 
-@dataclass(frozen=True)
-class _Zone:
-    """One powercap zone as found under the root."""
-
-    zone_id: str
-    interface: str
-    indices: tuple[int, ...]
-    name: str
-    path: Path
-
-
 @dataclass
 class _Counter:
     """An open, counted zone and its accumulated energy."""
 
     label: str
     domain: str
-    zone: _Zone
+    zone: Zone
     relpath: str
     fd: int
     range_j: float | None
     last_j: float
     total_j: float = 0.0
-
-
-def _discover(root: Path) -> dict[str, _Zone]:
-    """Every intel-rapl* zone under ``root``, once each, keyed by zone id.
-
-    Real sysfs lists each zone twice (flat ``intel-rapl:0:0`` and nested
-    ``intel-rapl:0/intel-rapl:0:0``); only names that look like zones or
-    control types are followed, which keeps the walk out of the ``subsystem``
-    and ``device`` links that loop back into sysfs.
-    """
-    zones: dict[str, _Zone] = {}
-    visited: set[str] = set()
-    queue = [root]
-    while queue:
-        directory = queue.pop(0)
-        try:
-            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
-        except OSError:
-            continue
-        for entry in entries:
-            match = _ZONE_RE.match(entry.name)
-            if match is None and _CONTROL_TYPE_RE.match(entry.name) is None:
-                continue
-            try:
-                if not entry.is_dir():
-                    continue
-            except OSError:
-                continue
-            real = os.path.realpath(entry.path)
-            if real in visited:
-                continue
-            visited.add(real)
-            path = Path(entry.path)
-            if match is not None and entry.name not in zones:
-                try:
-                    name = (path / "name").read_text(encoding="utf-8").strip()
-                except (OSError, UnicodeDecodeError):
-                    continue
-                indices = tuple(int(part) for part in match.group(2).split(":")[1:])
-                zones[entry.name] = _Zone(entry.name, match.group(1), indices, name, path)
-            queue.append(path)
-    return zones
-
-
-def _classify(zone: _Zone, zones: Mapping[str, _Zone]) -> tuple[str | None, str]:
-    """The domain a zone counts towards (or None) and its label.
-
-    The label names the socket the zone belongs to, so the same domain seen
-    through two interfaces gets the same label: ``package-0``,
-    ``package-0/dram``, ``package-0/core``, ``psys``.
-    """
-    top = zones.get(f"{zone.interface}:{zone.indices[0]}")
-    if len(zone.indices) == 1:
-        owner = None
-    elif top is not None:
-        owner = top.name
-    else:
-        owner = f"zone-{zone.indices[0]}"
-    label = zone.name if owner is None else f"{owner}/{zone.name}"
-    if _PACKAGE_RE.match(zone.name):
-        return "package", label
-    if zone.name == "dram":
-        return "dram", label
-    return None, label
 
 
 def _relpath(path: Path, root: Path) -> str:
@@ -224,7 +141,7 @@ class _Unreadable(Exception):
         self.permission = permission
 
 
-def _open_counter(zone: _Zone, domain: str, label: str, root: Path) -> _Counter:
+def _open_counter(zone: Zone, domain: str, label: str, root: Path) -> _Counter:
     energy = zone.path / "energy_uj"
     relpath = _relpath(zone.path, root)
     try:
@@ -256,7 +173,7 @@ def _close_all(counters: list[_Counter]) -> None:
 
 
 def _open_groups(
-    groups: Mapping[tuple[str, str], list[_Zone]], root: Path
+    groups: Mapping[tuple[str, str], list[Zone]], root: Path
 ) -> tuple[list[_Counter], dict[str, str], str | None]:
     """Open one counter per (domain, label), preferring MMIO/TPMI over MSR.
 
@@ -309,7 +226,7 @@ def _count_sockets(counters: list[_Counter]) -> int:
         {
             match.group(1)
             for c in counters
-            if c.domain == "package" and (match := _PACKAGE_RE.match(c.zone.name))
+            if c.domain == "package" and (match := PACKAGE_RE.match(c.zone.name))
         }
     )
 
@@ -381,14 +298,14 @@ class RaplMeter:
                 f"no RAPL powercap zones under {root} (it does not exist; "
                 "VMs and hosted CI runners expose none)"
             )
-        zones = _discover(root)
+        zones = discover_zones(root)
         if not zones:
             raise MeterUnavailable(f"no RAPL powercap zones under {root}")
 
-        groups: dict[tuple[str, str], list[_Zone]] = {}
+        groups: dict[tuple[str, str], list[Zone]] = {}
         ignored: dict[str, str] = {}
         for zone in zones.values():
-            domain, label = _classify(zone, zones)
+            domain, label = classify_zone(zone, zones)
             if domain is None:
                 ignored.setdefault(label, _relpath(zone.path, root))
             else:

@@ -71,7 +71,7 @@ class EnergyRun:
         self.gate = gate
         self.drift = DriftCheck(recorder)
         self.family_specs: dict[str, FamilySpec] = {}
-        self.end = SessionEnd(self)
+        self.end = SessionEnd(config, settings, recorder, carbon, gate)
 
     @classmethod
     def start(cls, config: pytest.Config, settings: Settings) -> EnergyRun:

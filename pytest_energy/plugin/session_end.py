@@ -10,47 +10,58 @@ and the reports are written.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
+from pytest_energy.carbon.accounting import SessionCarbon
 from pytest_energy.config.settings import SettingError, Settings
+from pytest_energy.gate.run_gate import RunGate
 from pytest_energy.gate.variants import build_families
 from pytest_energy.measure.machine import git_revision
+from pytest_energy.measure.recorder import SessionRecorder
 from pytest_energy.output_files import write_atomic
 from pytest_energy.record import RunRecord
 from pytest_energy.storage.baseline_file import BaselineError
 from pytest_energy.storage.baselines import BaselineStore
 from pytest_energy.storage.history import History, HistoryError, load_series
 
-if TYPE_CHECKING:
-    from pytest_energy.plugin.energy_run import EnergyRun
-
 
 class SessionEnd:
     """What the end of the session decided and wrote, for the terminal section."""
 
-    def __init__(self, run: EnergyRun) -> None:
-        self._run = run
+    def __init__(
+        self,
+        config: pytest.Config,
+        settings: Settings,
+        recorder: SessionRecorder,
+        carbon: SessionCarbon,
+        gate: RunGate | None,
+    ) -> None:
+        self._config = config
+        self._settings = settings
+        self._recorder = recorder
+        self._carbon = carbon
+        self._gate = gate
         self.record: RunRecord | None = None
         #: The one line that says why the energy job failed the build, if it did.
         self.exit_reason: str | None = None
 
     def finish(self, session: pytest.Session) -> None:
-        run, recorder = self._run, self._run.recorder
+        recorder, gate, config = self._recorder, self._gate, self._config
         if recorder.failure is not None and session.exitstatus == pytest.ExitCode.OK:
             # Numbers stop where the meter stopped: the energy job did not do its job.
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
             self.exit_reason = f"energy measurement failed: {recorder.failure}"
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
         record = self._complete(recorder.record(int(session.exitstatus), interrupted=interrupted))
-        if run.gate is not None and not interrupted:
-            record, failed = run.gate.decide(record, record.session.calibration)
+        if gate is not None and not interrupted:
+            record, failed = gate.decide(record, record.session.calibration)
             if failed and session.exitstatus == pytest.ExitCode.OK:
                 # Fail like a failing test run, through the session, never by raising.
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
                 self.exit_reason = self.exit_reason or gate_failure(record)
-        run.config.hook.pytest_energy_run_record(config=run.config, record=record)
+        config.hook.pytest_energy_run_record(config=config, record=record)
         record = self._write_baseline(record, session)
         record = replace(
             record, session=replace(record.session, exit_status=int(session.exitstatus))
@@ -62,20 +73,19 @@ class SessionEnd:
 
     def _complete(self, record: RunRecord) -> RunRecord:
         """Add what only the whole run knows: families, CO2e totals, the commit."""
-        run = self._run
-        commit, branch = git_revision(run.config.rootpath)
+        commit, branch = git_revision(self._config.rootpath)
         grams = [t.carbon.grams for t in record.tests if t.carbon is not None]
         session = replace(
             record.session,
             commit=commit,
-            branch=run.settings.branch or branch,
-            carbon=run.carbon.session_record(sum(grams) if grams else None),
+            branch=self._settings.branch or branch,
+            carbon=self._carbon.session_record(sum(grams) if grams else None),
         )
         families = build_families([t.variant for t in record.tests if t.variant is not None])
         return replace(record, session=session, families=families)
 
     def _write_baseline(self, record: RunRecord, session: pytest.Session) -> RunRecord:
-        settings = self._run.settings
+        settings = self._settings
         if settings.save_baseline is None and not settings.update_baseline:
             return record
         if session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
@@ -91,16 +101,16 @@ class SessionEnd:
         return replace(record, session=replace(record.session, notices=notices))
 
     def _append_history(self, record: RunRecord) -> None:
-        settings = self._run.settings
+        settings = self._settings
         if settings.history is None or record.session.interrupted:
             return
         try:
             History(settings.history).append(record)
         except HistoryError as exc:
-            self._run.recorder.notices.append(f"history not updated: {exc}")
+            self._recorder.notices.append(f"history not updated: {exc}")
 
     def _write_reports(self, record: RunRecord) -> None:
-        settings = self._run.settings
+        settings = self._settings
         if settings.html is not None:
             from pytest_energy.report.html import render_html
 
@@ -121,8 +131,8 @@ class SessionEnd:
         write_energy_section(
             terminalreporter,
             self.record,
-            top=self._run.settings.top,
-            json_path=self._run.settings.json,
+            top=self._settings.top,
+            json_path=self._settings.json,
             failure=self.exit_reason,
         )
 

@@ -212,18 +212,6 @@ class History:
             series.setdefault(row["nodeid"], []).append(row["per_unit"])
         return series
 
-    def sparkline_series(
-        self, nodeid: str, limit: int = 20, *, hardware_class: str | None = None
-    ) -> list[float]:
-        """J per unit of ``nodeid`` over its last ``limit`` usable runs, oldest first."""
-        where, params = _filters(nodeid=nodeid, hardware_class=hardware_class)
-        where += " AND t.per_unit IS NOT NULL"
-        with self._reading() as conn:
-            if conn is None:
-                return []
-            rows = conn.execute(_POINTS.format(where=where), (*params, limit)).fetchall()
-        return [float(row["per_unit"]) for row in rows]
-
     def record(self, run_id: int) -> RunRecord:
         """The full run record stored for ``run_id``."""
         with self._reading() as conn:
