@@ -83,7 +83,10 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_energy.record import RunRecord
 
 TARGET = 0.01
 SIZES = (("10us", 10e-6), ("100us", 100e-6))
@@ -317,9 +320,11 @@ def components(noop: Callable[[int], object]) -> dict[str, float]:
     return parts
 
 
-def run_pytest(folder: Path, json_path: Path, window: float) -> dict[str, Any]:
+def run_pytest(folder: Path, json_path: Path, window: float) -> RunRecord:
     """The in-process pytest run of the generated tests; its results file."""
     import pytest
+
+    from pytest_energy.record import load
 
     argv = [
         "-q",
@@ -340,13 +345,12 @@ def run_pytest(folder: Path, json_path: Path, window: float) -> dict[str, Any]:
         code = pytest.main(argv)
     if code != 0:
         raise SystemExit(f"pytest {' '.join(argv)} exited {code}:\n{out.getvalue()[-3000:]}")
-    record: dict[str, Any] = json.loads(json_path.read_text(encoding="utf-8"))
-    return record
+    return load(json_path)
 
 
 def analyse(
     size: str,
-    record: dict[str, Any],
+    record: RunRecord,
     timings: dict[tuple[str, int], list[Any]],
     loop_ratio: float,
 ) -> dict[str, Any]:
@@ -355,26 +359,24 @@ def analyse(
     Shares are taken test by test (the machine's speed drifts between tests, the ratio much
     less): ``(round / bare - 1 + r) / (1 - r)`` with ``r`` the loop's share of a bare call.
     """
-    watts = float(record["session"]["meters"][0]["details"]["watts_per_core"])
+    watts = float(record.session.meters[0].details["watts_per_core"])
     shares, cpu_shares, functions, calls = [], [], [], []
     drift, versus_before, versus_after = [], [], []
-    for test in record["tests"]:
-        nodeid: str = test["nodeid"]
-        if f"::test_spin_{size}[" not in nodeid:
+    for test in record.tests:
+        nodeid = test.nodeid
+        if f"::test_spin_{size}[" not in nodeid or test.benchmark is None:
             continue
         index = int(nodeid.rsplit("[", 1)[1].rstrip("]"))
-        first = next(
-            r for r in test["benchmark"]["rounds"] if r.get("role", "candidate") == "candidate"
-        )
+        first = next(r for r in test.benchmark.rounds if r.role == "candidate")
         bare = timings[(size, index)]
         wall = statistics.fmean(b[0] for b in bare)
         cpu = statistics.fmean(b[1] for b in bare)
-        round_wall = first["seconds"] / first["calls"]
-        round_cpu = first["total_j"] / watts / first["calls"]
+        round_wall = first.seconds / first.calls
+        round_cpu = first.total_j / watts / first.calls
         shares.append((round_wall / wall - 1 + loop_ratio) / (1 - loop_ratio))
         cpu_shares.append((round_cpu / cpu - 1 + loop_ratio) / (1 - loop_ratio))
         functions.append(wall * (1 - loop_ratio))
-        calls.append(int(first["calls"]))
+        calls.append(first.calls)
         drift.append(bare[-1][0] / bare[0][0] - 1)
         versus_before.append(round_wall / bare[0][0] - 1)
         versus_after.append(round_wall / bare[-1][0] - 1)

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+# The same pytest-energy as the pytest children below: the one this interpreter imports.
+from pytest_energy.record import RunRecord, load
 
 SUITE = """
 import os
@@ -48,7 +50,7 @@ def test_workload(energy_benchmark):
 """
 
 
-def run(folder: Path, work: int, *extra: str) -> tuple[int, dict[str, object]]:
+def run(folder: Path, work: int, *extra: str) -> tuple[int, RunRecord | None]:
     env = dict(os.environ, WORK_PER_UNIT=str(work))
     env.pop("PYTEST_ADDOPTS", None)
     results = folder / "results.json"
@@ -71,8 +73,9 @@ def run(folder: Path, work: int, *extra: str) -> tuple[int, dict[str, object]]:
         text=True,
         check=False,
     )
-    data: dict[str, object] = json.loads(results.read_text()) if results.exists() else {}
-    return done.returncode, data
+    record = load(results) if results.exists() else None
+    results.unlink(missing_ok=True)  # a run that writes none must not read the last one's
+    return done.returncode, record
 
 
 def cpu_model() -> str:
@@ -105,13 +108,12 @@ def main() -> int:
         }
         for _ in range(args.runs):
             for label, work in (("unchanged", 100), ("+10% work", 110)):
-                status, data = run(folder, work, "--energy-compare", normalize)
-                tests = data.get("tests", [])
-                verdict = tests[0]["verdict"]["status"] if tests else "missing"  # type: ignore[index]
-                gate = data.get("gate") or {}
+                status, record = run(folder, work, "--energy-compare", normalize)
+                tests = record.tests if record is not None else []
+                verdict = tests[0].verdict.status if tests and tests[0].verdict else "missing"
                 outcomes[label][f"verdict {verdict}"] += 1
                 outcomes[label][f"exit {status}"] += 1
-                if gate.get("unstable"):  # type: ignore[union-attr]
+                if record is not None and record.gate is not None and record.gate.unstable:
                     outcomes[label]["session unstable"] += 1
     print(
         f"machine: {cpu_model()}, {os.cpu_count()} logical CPUs; "

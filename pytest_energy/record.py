@@ -134,6 +134,10 @@ class Idle:
     seconds: float
     watts: dict[str, float]
     total_watts: float
+    #: "before" or "after" the tests. A GPU idles higher once this process has a CUDA
+    #: context (~124 W against ~79 W on an H200), so the bracket taken in the same
+    #: context state as the tests is the one net figures use.
+    phase: str = "before"
 
 
 # -- measurements ---------------------------------------------------------------------
@@ -242,6 +246,25 @@ class Benchmark:
         ]
         return [v for v in values if math.isfinite(v)]
 
+    def by_process(
+        self, role: RoundRole = "candidate", *, normalized: bool = False
+    ) -> list[list[float]]:
+        """The values of ``role`` rounds, one list per process in process order.
+
+        Values are J per unit, or J per unit over the calibration workload's J per
+        call with ``normalized`` (rounds without a calibration are left out).
+        """
+        groups: dict[int, list[float]] = {}
+        for one in self.rounds_of(role):
+            value = (
+                one.normalized(self.units_per_call)
+                if normalized
+                else one.per_unit(self.units_per_call)
+            )
+            if value is not None and math.isfinite(value) and value > 0:
+                groups.setdefault(one.process, []).append(value)
+        return [groups[k] for k in sorted(groups)]
+
     def normalized_samples(self, *roles: RoundRole) -> list[float]:
         """Per-round normalized values of ``roles`` (default: candidate), positive and finite."""
         rounds = self.rounds_of(*(roles or ("candidate",)))
@@ -321,10 +344,14 @@ class Totals:
 
 @dataclass(frozen=True)
 class Calibration:
-    """The calibration workload's J per call at the start and the end of a gated session."""
+    """The drift check: a fixed workload's J per call at the start and the end of the session."""
 
     start: list[float] = field(default_factory=list)
     end: list[float] = field(default_factory=list)
+    #: The workload, in the meter's own domain ("a fixed CPU loop", "a ... matmul on the GPU").
+    workload: str = ""
+    #: Why the check did not run, when it did not.
+    skipped: str = ""
 
 
 @dataclass(frozen=True)
@@ -405,6 +432,10 @@ class Session:
     notices: list[str] = field(default_factory=list)
     calibration: Calibration | None = None
     unstable: bool = False
+    #: Idle power after the tests, when measured; ``idle`` is the bracket net figures use.
+    idle_after: Idle | None = None
+    #: Which idle bracket net figures use, and why.
+    idle_note: str = ""
 
 
 @dataclass(frozen=True)

@@ -137,3 +137,7 @@ class GateSummary:
     unstable: bool = False
     unstable_reason: str = ""
     failed: bool = False  # True when the gate failed the build
+    #: The one line that says why the build fails or not (docs/gate.md's decision table).
+    decision: str = ""
+    #: Tests in the run, gated or not: "3 of 765 tests gated".
+    tests: int = 0

@@ -285,3 +285,20 @@ def _cornish_fisher(q: float, df: float) -> float:
 def _check_df(df: float) -> None:
     if not df > 0:
         raise ValueError(f"degrees of freedom must be positive, got {df!r}")
+
+
+def f_sf(f: float, df_num: float, df_den: float) -> float:
+    """P(F > f) for Fisher's F with ``df_num`` and ``df_den`` degrees of freedom.
+
+    >>> round(f_sf(3.0, 2, 10), 4)
+    0.0954
+    """
+    _check_df(df_num)
+    _check_df(df_den)
+    if f <= 0.0:
+        return 1.0
+    if math.isinf(f):
+        return 0.0
+    # P(F > f) = I_x(df_den / 2, df_num / 2) with x = df_den / (df_den + df_num f).
+    x = df_den / (df_den + df_num * f)
+    return incomplete_beta(df_den / 2.0, df_num / 2.0, x, df_num * f / (df_den + df_num * f))

@@ -730,15 +730,25 @@ def sample_benchmark(
     reference_rounds: Sequence[float] = (),
     calibration_j: float | None = None,
     method: str = "measured",
+    processes: int = 1,
 ) -> TestResult:
-    """A benchmark whose candidate rounds measured exactly ``per_unit`` J per unit, in order."""
+    """A benchmark whose candidate rounds measured exactly ``per_unit`` J per unit, in order,
+    in each of ``processes`` processes."""
     domain, meters = ("gpu:0", ["nvml"]) if method == "measured" else ("cpu", ["model"])
 
-    def one(j: float, role: RoundRole) -> Round:
+    def one(j: float, role: RoundRole, process: int = 0) -> Round:
         total = j * calls * units_per_call
-        return Round(calls, 1.0, {domain: total}, total, role=role, calibration_j=calibration_j)
+        return Round(
+            calls,
+            1.0,
+            {domain: total},
+            total,
+            role=role,
+            calibration_j=calibration_j,
+            process=process,
+        )
 
-    rounds = [one(j, "candidate") for j in per_unit] + [
+    rounds = [one(j, "candidate", k) for k in range(processes) for j in per_unit] + [
         one(j, "reference") for j in reference_rounds
     ]
     normalized = [j / calibration_j for j in per_unit] if calibration_j else []

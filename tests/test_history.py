@@ -196,7 +196,7 @@ def test_trend_filters_by_hardware_class_and_branch(history: History) -> None:
     assert [p.per_unit for p in history.trend(hardware_class=H100)] == [1.0, 3.0]
 
 
-def test_last_runs_gives_per_test_medians_of_usable_runs(history: History) -> None:
+def test_last_runs_gives_each_usable_runs_geometric_mean(history: History) -> None:
     for i in range(6):
         history.append(
             run(
@@ -208,14 +208,16 @@ def test_last_runs_gives_per_test_medians_of_usable_runs(history: History) -> No
     history.append(run([plain("t.py::test_a", 300.0)], interrupted=True))
     history.append(run([plain("t.py::test_a", 400.0)], hardware_class=A10))
     history.append(run([plain("t.py::test_a", 500.0)], branch="feature"))
+    history.append(run([plain("t.py::test_a", 600.0, flags=["concurrent"])]))
     # A run of only one test does not push the other test's history out of the window.
     history.append(run([plain("t.py::test_a", 11.0)]))
 
     last = history.last_runs(H100, "main", 3)
 
+    # Each run is one process: the mean of its rounds' logs, as the gate takes the current one.
     assert last == {
         "t.py::test_a": [9.0, 10.0, 11.0],
-        "t.py::test_b": pytest.approx([4.1, 5.1, 6.1]),
+        "t.py::test_b": pytest.approx([(4.0 * 4.2 * 4.1) ** (1 / 3), 5.0993, 6.0995], rel=1e-4),
     }
     assert history.last_runs(H100, None, 2)["t.py::test_a"] == [500.0, 11.0]
     assert history.last_runs(A10, "main", 3) == {"t.py::test_a": [400.0]}
@@ -398,3 +400,17 @@ def test_concurrent_sessions_append_without_loss_or_corruption(
     assert query(history.path, "SELECT count(*) FROM tests") == [(2 * workers * appends,)]
     assert query(history.path, "SELECT count(*) FROM rounds") == [(3 * workers * appends,)]
     assert len(history.last_runs(H100, "main", 1000)["t.py::test_a"]) == workers * appends
+
+
+def test_a_version_1_history_is_upgraded_in_place(history: History) -> None:
+    history.append(run([plain("t.py::test_a", 3.0)]))
+    with closing(sqlite3.connect(history.path)) as conn:
+        conn.execute("ALTER TABLE tests DROP COLUMN process_mean")
+        conn.execute("ALTER TABLE tests DROP COLUMN normalized_mean")
+        conn.execute("PRAGMA user_version = 1")
+        conn.commit()
+    assert history.trend("t.py::test_a")[0].per_unit == 3.0  # read, then upgraded
+    assert query(history.path, "PRAGMA user_version") == [(2,)]
+    history.append(run([plain("t.py::test_a", 4.0)]))
+    # Runs written before the upgrade have no per-run mean, so no history baseline uses them.
+    assert history.last_runs(H100, "main", 5) == {"t.py::test_a": [4.0]}

@@ -21,7 +21,9 @@ from pytest_energy.storage.baseline_file import BaselineEntry
 from pytest_energy.storage.baselines import baseline_entries
 
 
-def run_record(speed: float, work: float, calibration: float = 0.1) -> RunRecord:
+def run_record(
+    speed: float, work: float, calibration: float = 0.1, processes: int = 1
+) -> RunRecord:
     """One benchmark whose CPU ran at ``speed`` (time per instruction) doing ``work``."""
     per_unit = [work * speed * (1 + 0.005 * i) / 2.0 for i in range(5)]
     test = sample_benchmark(
@@ -32,6 +34,7 @@ def run_record(speed: float, work: float, calibration: float = 0.1) -> RunRecord
         calls=10,
         calibration_j=calibration * speed or None,
         method="modelled",
+        processes=processes,
     )
     return records.run_record(
         [test], method="modelled", hardware_class="modelled-cpu-00000000", gpus=[]
@@ -55,7 +58,7 @@ def test_baseline_entries_store_the_ratios_and_read_them_back() -> None:
 
 
 def test_a_slower_cpu_is_not_a_regression_once_normalized() -> None:
-    baseline, slower = run_record(speed=1.0, work=2.0), run_record(speed=1.6, work=2.0)
+    baseline, slower = run_record(speed=1.0, work=2.0, processes=3), run_record(speed=1.6, work=2.0)
     gate = RunGate(Settings(), from_results(baseline, slower))
     record, failed = gate.decide(slower, None)
     verdict = record.tests[0].verdict
@@ -69,7 +72,10 @@ def test_a_slower_cpu_is_not_a_regression_once_normalized() -> None:
 
 
 def test_more_work_is_a_regression_whatever_the_cpu_speed() -> None:
-    baseline, heavier = run_record(speed=1.0, work=2.0), run_record(speed=0.7, work=2.4)
+    baseline, heavier = (
+        run_record(speed=1.0, work=2.0, processes=3),
+        run_record(speed=0.7, work=2.4),
+    )
     gate = RunGate(Settings(), from_results(baseline, heavier))
     record, failed = gate.decide(heavier, None)
     verdict = record.tests[0].verdict
@@ -80,7 +86,7 @@ def test_more_work_is_a_regression_whatever_the_cpu_speed() -> None:
 
 
 def test_without_ratios_on_both_sides_joules_are_compared() -> None:
-    baseline = run_record(speed=1.0, work=2.0)
+    baseline = run_record(speed=1.0, work=2.0, processes=3)
     raw = run_record(speed=1.6, work=2.0, calibration=0.0)  # no calibration recorded
     gate = RunGate(Settings(), from_results(baseline, raw))
     record, _ = gate.decide(raw, None)

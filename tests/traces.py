@@ -87,10 +87,13 @@ def benchmark_rounds(
     return script("edge", *round_joules, "edge", method=method, period=period)
 
 
-def script(*steps: float | str, method: str = "measured", period: float = 0.01) -> dict[str, Any]:
+def script(
+    *steps: float | str, method: str = "measured", period: float = 0.01, meter: str = "nvml"
+) -> dict[str, Any]:
     """Readings in the order the plugin takes them: a number is a window (a begin and an
     end reading, that many joules over 1 s apart); ``"edge"`` is a single reading (a test's
-    own window opening or closing, an idle bracket's edge)."""
+    own window opening or closing, an idle bracket's edge). ``meter="rapl"`` records a CPU
+    package counter instead of a GPU board's (the drift check then runs a CPU workload)."""
     energies: list[float] = []
     times: list[float] = []
     counter, clock = 0.0, 0.0
@@ -104,15 +107,14 @@ def script(*steps: float | str, method: str = "measured", period: float = 0.01) 
         clock += 1.0
         energies.append(counter)
         times.append(clock)
-    measured = method == "measured"
+    if method != "measured":
+        meter, domain, scope = "model", "cpu", "process-cpu"
+    elif meter == "rapl":
+        domain, scope = "package-0", "cpu-package"
+    else:
+        domain, scope = "gpu:0", "gpu-board"
     return trace(
-        energies,
-        times=times,
-        method=method,
-        period=period,
-        meter="nvml" if measured else "model",
-        domain="gpu:0" if measured else "cpu",
-        scope="gpu-board" if measured else "process-cpu",
+        energies, times=times, method=method, period=period, meter=meter, domain=domain, scope=scope
     )
 
 

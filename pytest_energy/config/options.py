@@ -386,6 +386,15 @@ OPTIONS: tuple[Option, ...] = (
         False,
         kind="flag",
     ),
+    Option(
+        "processes",
+        "Processes that measure a baseline (this session and fresh ones), and fresh processes "
+        "that confirm a benchmark the screen flags: each process carries its own offset, so "
+        "the process is the unit of replication. Default: 3",
+        parse_positive_int,
+        defaults.PROCESSES,
+        "N",
+    ),
     # carbon
     Option(
         "carbon_intensity",

@@ -8,10 +8,11 @@ where the value came from; the plugin turns it into pytest's usage error.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,11 @@ import pytest
 
 from pytest_energy.config import defaults
 from pytest_energy.config.options import OPTIONS, Option
-from pytest_energy.meters import MeterSpec
+from pytest_energy.meters import MeterSpec, parse_meter_spec
 from pytest_energy.meters.model import DEFAULT_WATTS_PER_CORE
+
+#: The environment variable that makes a pytest process a replica of its parent.
+REPLICA_ENV = "PYTEST_ENERGY_REPLICA"
 
 #: The screen decides unflagged tests at p >= 5 %, so a larger family-wise alpha
 #: would let them fail the build (docs/gate.md).
@@ -124,11 +128,19 @@ class Settings:
     intensity_provider: str = "none"
     html: Path | None = None
     markdown: Path | None = None
+    processes: int = defaults.PROCESSES
     #: Where each value came from ("--energy-meter", "PYTEST_ENERGY_METER", ...).
     origins: Mapping[str, str] = field(default_factory=dict)
+    #: In a replica (a fresh process measuring chosen benchmarks again): its process
+    #: index (0 is the user's own session) and the node ids it measures.
+    replica: int = 0
+    replica_nodeids: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> Settings:
+        spec = os.environ.get(REPLICA_ENV)
+        if spec:
+            return cls.for_replica(spec)
         values: dict[str, Any] = {}
         origins: dict[str, str] = {}
         for option in OPTIONS:
@@ -187,6 +199,51 @@ class Settings:
             path = getattr(self, name)
             if path is not None and not hasattr(config, "workerinput"):
                 check_writable(path, self.origins[name])
+
+    # -- replicas ------------------------------------------------------------------
+
+    def to_plain(self) -> dict[str, Any]:
+        """Every setting as JSON data, for a replica process."""
+        plain: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, Path | MeterSpec):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            plain[item.name] = value
+        return plain
+
+    @classmethod
+    def for_replica(cls, text: str) -> Settings:
+        """The settings a replica runs with: its parent's, writing only its results file."""
+        try:
+            data = json.loads(text)
+            values = dict(data["settings"])
+            for name in ("json", "html", "markdown", "history", "rapl_root", "dir"):
+                if values.get(name) is not None:
+                    values[name] = Path(values[name])
+            values["meter"] = parse_meter_spec(values["meter"])
+            values["replica_nodeids"] = tuple(data["nodeids"])
+            values["replica"] = int(data["process"])
+            values["json"] = Path(data["results"])
+            settings = cls(**values)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SettingError(f"{REPLICA_ENV} is not a replica specification: {exc}") from None
+        # A replica measures and writes its results; its parent saves, compares and reports.
+        return replace(
+            settings,
+            save_baseline=None,
+            update_baseline=False,
+            compare=None,
+            history_baseline=None,
+            history=None,
+            html=None,
+            markdown=None,
+            processes=1,
+        )
 
     @property
     def gating(self) -> bool:

@@ -14,14 +14,15 @@ from pytest_energy.gate.decision import GateOutcome, decide, evaluate
 from pytest_energy.gate.rule import (
     DISPLAY_CONFIDENCE,
     GateInput,
+    Spread,
     gate_problem,
     holm_adjust,
     holm_reject,
     not_gated,
     not_gated_for_flags,
 )
-from pytest_energy.gate.screening import ScreenResult, confirmation_rounds, screen
-from pytest_energy.gate.stability import Stability, session_stability
+from pytest_energy.gate.screening import ScreenResult, screen
+from pytest_energy.gate.stability import Stability, session_stability, survives_drift
 from pytest_energy.gate.suite import suite_check
 
 __all__ = [
@@ -29,8 +30,8 @@ __all__ = [
     "GateInput",
     "GateOutcome",
     "ScreenResult",
+    "Spread",
     "Stability",
-    "confirmation_rounds",
     "decide",
     "evaluate",
     "gate_problem",
@@ -41,4 +42,5 @@ __all__ = [
     "screen",
     "session_stability",
     "suite_check",
+    "survives_drift",
 ]

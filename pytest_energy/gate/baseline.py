@@ -27,10 +27,13 @@ class ComparisonBaseline:
 
     label: str
     kind: Kind
-    #: J per unit per test: one per stored round ("rounds") or per earlier run ("history").
-    samples: dict[str, list[float]]
+    #: Per test, its J per unit grouped by the process that measured it: the stored
+    #: processes of a baseline file, or one single-value group per earlier run.
+    groups: dict[str, list[list[float]]]
     #: The stored entries, when the baseline is a file (units, normalized samples).
     entries: dict[str, BaselineEntry] = field(default_factory=dict)
+    #: For a history: each run's calibration-normalized value, when it normalized.
+    normalized: dict[str, list[list[float]]] = field(default_factory=dict)
     method: str | None = None
     #: Set when nothing can be compared: every test is "not gated" with this reason.
     problem: str | None = None
@@ -46,8 +49,19 @@ def open_baseline(settings: Settings, machine: Machine | None) -> ComparisonBase
 
 
 def _from_file(settings: Settings, name: str, machine: Machine | None) -> ComparisonBaseline:
+    """A baseline file; only one that cannot be read as a baseline is a usage error.
+
+    A baseline that does not exist yet, or holds no numbers for this hardware
+    class, is normal in CI (a new branch, a runner of another CPU model under the
+    same label): every test is then "not gated" with the reason, and the run's
+    exit status is the tests' own.
+    """
+    store = BaselineStore(settings.dir)
     try:
-        baseline = BaselineStore(settings.dir).load(name)
+        path = store.resolve(name)
+        if not path.exists():
+            return _nothing(name, store.missing_reason(path, name))
+        baseline = store.load(name)
     except BaselineError as exc:
         raise SettingError(f"--energy-compare: {exc}") from None
     if machine is None:
@@ -60,19 +74,21 @@ def _from_file(settings: Settings, name: str, machine: Machine | None) -> Compar
     if found is not None:
         return _with_entries(name, found)
     other = _same_hardware_other_method(baseline.classes, machine)
-    if other is None:
-        reason = baseline.unavailable_reason(machine.hardware_class)
-        raise SettingError(f"--energy-compare: {reason}")
-    return ComparisonBaseline(
-        label=name, kind="rounds", samples={}, method=other, problem=method_differs(other, machine)
-    )
+    if other is not None:
+        return _nothing(name, method_differs(other, machine), method=other)
+    reason = baseline.unavailable_reason(machine.hardware_class) or "no entries"
+    return _nothing(name, f"baseline from other hardware: {reason}")
+
+
+def _nothing(label: str, problem: str, method: str | None = None) -> ComparisonBaseline:
+    return ComparisonBaseline(label=label, kind="rounds", groups={}, method=method, problem=problem)
 
 
 def _with_entries(label: str, entries: dict[str, BaselineEntry]) -> ComparisonBaseline:
     return ComparisonBaseline(
         label=label,
         kind="rounds",
-        samples={k: list(e.samples) for k, e in entries.items()},
+        groups={k: e.groups() for k, e in entries.items()},
         entries=entries,
         method=_single_method(entries),
     )
@@ -81,38 +97,42 @@ def _with_entries(label: str, entries: dict[str, BaselineEntry]) -> ComparisonBa
 def _from_history(settings: Settings, machine: Machine | None) -> ComparisonBaseline:
     k = settings.history_baseline
     assert k is not None and settings.history is not None
-    samples: dict[str, list[float]] = {}
+    raw: dict[str, list[float]] = {}
+    ratios: dict[str, list[float]] = {}
     if machine is not None:
+        history = History(settings.history)
         try:
-            samples = History(settings.history).last_runs(
-                machine.hardware_class, settings.branch, k
-            )
+            raw = history.last_runs(machine.hardware_class, settings.branch, k)
+            ratios = history.last_runs(machine.hardware_class, settings.branch, k, normalized=True)
         except HistoryError as exc:
             raise SettingError(f"--energy-history-baseline: {exc}") from None
     where = f" of branch {settings.branch}" if settings.branch else ""
     return ComparisonBaseline(
-        label=f"history: last {k} runs{where}", kind="history", samples=samples
+        label=f"history: last {k} runs{where}",
+        kind="history",
+        # Each earlier run is one process: its geometric mean is one observation.
+        groups={nodeid: [[value] for value in values] for nodeid, values in raw.items()},
+        normalized={
+            nodeid: [[value] for value in values]
+            for nodeid, values in ratios.items()
+            if len(values) == len(raw.get(nodeid, []))
+        },
     )
 
 
 def from_results(baseline: RunRecord, current: RunRecord) -> ComparisonBaseline:
-    """Compare two results files, as ``pytest-energy compare`` does. Raises SettingError."""
+    """Compare two results files, as ``pytest-energy compare`` does."""
     before, after = baseline.session.machine, current.session.machine
     label = f"results of {baseline.session.started}"
-    if before.hardware_class != after.hardware_class:
-        if hardware_key(before) != hardware_key(after):
-            raise SettingError(
-                f"not comparable: the baseline ran on {before.hardware_class}, this run on "
-                f"{after.hardware_class}; energies from different hardware are never compared"
-            )
-        return ComparisonBaseline(
-            label=label,
-            kind="rounds",
-            samples={},
-            method=before.method,
-            problem=method_differs(before.method, after),
-        )
-    return _with_entries(label, baseline_entries(baseline))
+    if before.hardware_class == after.hardware_class:
+        return _with_entries(label, baseline_entries(baseline))
+    if hardware_key(before) == hardware_key(after):
+        return _nothing(label, method_differs(before.method, after), method=before.method)
+    return _nothing(
+        label,
+        f"baseline from other hardware: the baseline ran on {before.hardware_class}, this run "
+        f"on {after.hardware_class}; energies from different hardware are never compared",
+    )
 
 
 def hardware_key(machine: Machine | Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:

@@ -1,13 +1,16 @@
-"""The per-test rule: a regression must be both material and certain.
+"""The per-test rule: a regression must be both material and certain, judged per process.
 
 A gated test's energies are compared as ``ratio = current / baseline`` of J per
-unit of work, on the log scale. With a ``threshold`` (material size) and a
+unit of work, on the log scale. The unit of replication is the *process*: each
+process carries its own offset (memory layout, hash seed, GPU state) that more
+rounds inside it cannot shrink, so a test's observations are its processes'
+mean log energies, and the spread that decides is the spread *between
+processes* (``docs/gate.md``). With a ``threshold`` (material size) and a
 ``margin`` (certainty), a test is a ``regression`` when the estimate is above
 ``1 + threshold`` *and* its Holm-adjusted one-sided p-value against
 ``ratio <= 1 + margin`` is at most ``alpha``; ``improvement`` symmetrically;
 ``unchanged`` when the 95 % interval stays below ``1 + threshold``;
-``inconclusive`` otherwise; ``not_gated`` for a structural reason. The why of
-every figure is in ``docs/gate.md``.
+``inconclusive`` otherwise; ``not_gated`` for a structural reason.
 
 Pure functions over numbers: no pytest, no files, no meters.
 """
@@ -15,18 +18,15 @@ Pure functions over numbers: no pytest, no files, no meters.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from pytest_energy.record import FLAGS, Verdict, VerdictStatus
-from pytest_energy.stats import LogRatio, history_log_ratio, welch_log_ratio
+from pytest_energy.stats import LogRatio, sample_variance
 
 #: The displayed interval; "unchanged" means it lies below 1 + threshold.
 DISPLAY_CONFIDENCE = 0.95
-
-BaselineKind = Literal["rounds", "history"]
-
 
 #: Measurement flags that forbid gating; "wrapped" is corrected, so it does not.
 _BLOCKING_FLAGS = (
@@ -35,59 +35,66 @@ _BLOCKING_FLAGS = (
     "counter_stalled",
     "below_resolution",
     "gpu_shared",
-    "unstable",
 )
+
+Processes = tuple[tuple[float, ...], ...]
+
+
+def _processes(value: object, name: str) -> Processes:
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise TypeError(f"{name} must be a sequence of processes, each a sequence of values")
+    groups = tuple(tuple(float(v) for v in group) for group in value)
+    if any(not group for group in groups):
+        raise ValueError(f"{name}: a process must have at least one value")
+    return groups
 
 
 @dataclass(frozen=True)
 class GateInput:
-    """One gated test: its baseline and current energies per unit of work.
+    """One gated test: its energies per unit of work, grouped by the process that measured them.
 
-    ``current`` holds this session's screening rounds (or all of its rounds
-    when no screen ran, as in ``pytest-energy compare``); ``confirmation``
-    the fresh rounds run after :func:`screen` flagged the test. ``threshold``
-    and ``margin`` override the run's settings for this test (the
-    ``max_regression`` marker). ``weight`` scales the test's mean in the suite
-    total (1: J per unit; units per call: J per call).
+    ``baseline`` holds the stored processes (or one single-value "process" per
+    earlier run of the history), ``current`` this session's screening process(es),
+    ``confirmation`` the fresh processes started after the screen flagged the test.
+    ``threshold`` and ``margin`` override the run's settings for this test (the
+    ``max_regression`` marker). ``weight`` scales the test's energy in the suite total.
 
-    >>> GateInput("t", baseline=[1.0, 1.1], current=[1.2]).baseline
-    (1.0, 1.1)
+    >>> GateInput("t", baseline=[[1.0, 1.1], [1.05]], current=[[1.2]]).baseline
+    ((1.0, 1.1), (1.05,))
     """
 
     test_id: str
-    baseline: Sequence[float]
-    current: Sequence[float]
-    confirmation: Sequence[float] = ()
+    #: Tuples of tuples once built; any sequence of sequences of floats is accepted.
+    baseline: Sequence[Sequence[float]]
+    current: Sequence[Sequence[float]]
+    confirmation: Sequence[Sequence[float]] = ()
     threshold: float | None = None
     margin: float | None = None
     method: str = "measured"
     #: Method of the stored baseline; None means the same as ``method``.
     baseline_method: str | None = None
-    baseline_kind: BaselineKind = "rounds"
     weight: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("baseline", "current", "confirmation"):
-            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+            object.__setattr__(self, name, _processes(getattr(self, name), name))
         if self.threshold is not None and not self.threshold > 0:
             raise ValueError(f"{self.test_id}: threshold must be > 0, got {self.threshold!r}")
         if self.margin is not None and not self.margin >= 0:
             raise ValueError(f"{self.test_id}: margin must be >= 0, got {self.margin!r}")
         if not (math.isfinite(self.weight) and self.weight > 0):
             raise ValueError(f"{self.test_id}: weight must be > 0, got {self.weight!r}")
-        if self.baseline_kind not in ("rounds", "history"):
-            raise ValueError(f"{self.test_id}: unknown baseline_kind {self.baseline_kind!r}")
 
     @property
-    def deciding_rounds(self) -> tuple[float, ...]:
-        """The rounds the decision uses: fresh confirmation rounds when there are any."""
-        return tuple(self.confirmation or self.current)
+    def deciding(self) -> Sequence[Sequence[float]]:
+        """The processes the decision uses: fresh confirmation processes when there are any."""
+        return self.confirmation or self.current
 
 
 def gate_problem(test: GateInput) -> str | None:
     """Why ``test`` cannot be gated, as one line, or None when it can.
 
-    >>> gate_problem(GateInput("t", baseline=[1.0], current=[0.0]))
+    >>> gate_problem(GateInput("t", baseline=[[1.0]], current=[[0.0]]))
     'current energy 0.0 J per unit is not positive: a ratio needs positive energies'
     """
     if not test.baseline:
@@ -100,12 +107,12 @@ def gate_problem(test: GateInput) -> str | None:
             f"baseline is {baseline_method}, this run is {test.method}: "
             "the gate never compares different methods"
         )
-    for side, values in (
+    for side, groups in (
         ("baseline", test.baseline),
         ("current", test.current),
         ("confirmation", test.confirmation),
     ):
-        for value in values:
+        for value in (v for group in groups for v in group):
             if not math.isfinite(value):
                 return f"{side} energy {value!r} is not a finite number"
             if value <= 0:
@@ -113,8 +120,6 @@ def gate_problem(test: GateInput) -> str | None:
                     f"{side} energy {value!r} J per unit is not positive: "
                     "a ratio needs positive energies"
                 )
-    if test.baseline_kind == "history" and len(test.baseline) < 2:
-        return "the baseline history holds 1 run; 2 or more are needed to see run-to-run spread"
     return None
 
 
@@ -157,6 +162,40 @@ def not_gated_for_flags(flags: Sequence[str], *, method: str = "") -> Verdict | 
     return None
 
 
+# --- the spread between processes -------------------------------------------------------------
+
+
+def log_means(groups: Sequence[Sequence[float]]) -> list[float]:
+    """Each process's mean log energy: the observation the gate counts once per process."""
+    return [statistics.fmean(math.log(v) for v in group) for group in groups]
+
+
+@dataclass(frozen=True)
+class Spread:
+    """The variance of process means (log scale), and its degrees of freedom."""
+
+    variance: float
+    df: float
+
+    @classmethod
+    def of(cls, *sides: Sequence[float]) -> Spread:
+        """Pooled over sides whose process means may differ in level (baseline, current)."""
+        squares, df = 0.0, 0
+        for means in sides:
+            if len(means) > 1:
+                squares += sample_variance(means) * (len(means) - 1)
+                df += len(means) - 1
+        return cls(squares / df if df else math.nan, float(df))
+
+    @classmethod
+    def pooled(cls, spreads: Sequence[Spread]) -> Spread:
+        known = [s for s in spreads if s.df > 0]
+        df = sum(s.df for s in known)
+        if not df:
+            return cls(math.nan, 0.0)
+        return cls(sum(s.variance * s.df for s in known) / df, df)
+
+
 # --- the evidence of one comparison -----------------------------------------------------------
 
 
@@ -170,6 +209,8 @@ class Evidence:
     margin: float
     p_regression: float
     p_improvement: float
+    #: "its own" when the test's spread between processes was larger than the others'.
+    spread_source: str = "pooled"
 
 
 @dataclass(frozen=True)
@@ -179,12 +220,34 @@ class SuiteEvidence(Evidence):
     tests: int = 0
 
 
-def weigh(test: GateInput, threshold: float, margin: float) -> Evidence | Verdict:
+def process_ratio(
+    baseline: Sequence[Sequence[float]], current: Sequence[Sequence[float]], spread: Spread
+) -> LogRatio:
+    """The log ratio of current to baseline process means, with the spread that applies.
+
+    >>> r = process_ratio(((10.0,), (10.2,), (9.8,)), ((11.0,),), Spread(0.0004, 8))
+    >>> round(r.ratio, 3), round(r.se, 4), r.df
+    (1.1, 0.0231, 8)
+    """
+    base, cur = log_means(baseline), log_means(current)
+    estimate = statistics.fmean(cur) - statistics.fmean(base)
+    if spread.df <= 0 or not math.isfinite(spread.variance):
+        return LogRatio(estimate=estimate, se=math.inf, df=math.inf)
+    se = math.sqrt(spread.variance * (1.0 / len(base) + 1.0 / len(cur)))
+    if se == 0.0:
+        return LogRatio(estimate=estimate, se=0.0, df=math.inf)
+    return LogRatio(estimate=estimate, se=se, df=spread.df)
+
+
+def weigh(
+    test: GateInput, threshold: float, margin: float, spread: Spread, source: str = "pooled"
+) -> Evidence | Verdict:
+    """The evidence of one test under ``spread``, or its not-gated verdict."""
     problem = gate_problem(test)
     limit_threshold, limit_margin = limits(test, threshold, margin)
     if problem is not None:
         return not_gated(problem, method=test.method, threshold=limit_threshold)
-    log_ratio = log_ratio_of(test, test.deciding_rounds)
+    log_ratio = process_ratio(test.baseline, test.deciding, spread)
     p_regression, p_improvement = p_values(log_ratio, limit_margin)
     return Evidence(
         test=test,
@@ -193,6 +256,7 @@ def weigh(test: GateInput, threshold: float, margin: float) -> Evidence | Verdic
         margin=limit_margin,
         p_regression=p_regression,
         p_improvement=p_improvement,
+        spread_source=source,
     )
 
 
@@ -201,8 +265,7 @@ def p_values(log_ratio: LogRatio, margin: float) -> tuple[float, float]:
 
     An improvement's p-value is shown only on improvement verdicts; when the
     estimate is not even below the improvement limit it is above 1/2 and is
-    reported as 1, which changes no other test's Holm-adjusted value and
-    saves the gate a t-tail evaluation per test.
+    reported as 1, which changes no other test's Holm-adjusted value.
     """
     improvement_limit = 1.0 / (1.0 + margin)
     if log_ratio.ratio < improvement_limit:
@@ -238,11 +301,11 @@ def judge(evidence: Evidence, p_up: float, p_down: float, alpha: float, family: 
         reason = f"{shown}: the 95% interval stays below the {pct(evidence.threshold)} threshold"
     else:
         status, p_value = "inconclusive", p_up
-        reason = f"{shown}: {_missing_evidence(evidence, p_up, alpha, holm)}"
-    baseline, current = _centres(evidence)
+        reason = f"{shown}: {missing_evidence(evidence, p_up, alpha, holm)}"
+    baseline, current = centres(evidence)
     return Verdict(
         status=status,
-        reason=f"{reason}; {_sizes(evidence)}",
+        reason=f"{reason}; {sizes(evidence)}",
         ratio=ratio,
         ci_low=low,
         ci_high=high,
@@ -254,13 +317,16 @@ def judge(evidence: Evidence, p_up: float, p_down: float, alpha: float, family: 
     )
 
 
-def _missing_evidence(evidence: Evidence, p_up: float, alpha: float, holm: str) -> str:
+def missing_evidence(evidence: Evidence, p_up: float, alpha: float, holm: str) -> str:
     if math.isinf(evidence.log_ratio.se):
-        return "one value on each side leaves no spread to judge the change by"
+        return (
+            "the spread between processes is unknown (one process on each side); "
+            "save the baseline from several processes (--energy-processes)"
+        )
     if evidence.log_ratio.ratio > 1.0 + evidence.threshold:
         return (
             f"above the {pct(evidence.threshold)} threshold but not certain "
-            f"({holm} > {alpha:g}); more rounds or a quieter machine would decide"
+            f"({holm} > {alpha:g}); more processes or a quieter machine would decide"
         )
     return (
         f"the 95% interval reaches the {pct(evidence.threshold)} threshold; "
@@ -318,33 +384,31 @@ def limits(test: GateInput, threshold: float, margin: float) -> tuple[float, flo
     return limit_threshold, min(limit_margin, limit_threshold)
 
 
-def log_ratio_of(test: GateInput, rounds: Sequence[float]) -> LogRatio:
-    if test.baseline_kind == "history":
-        return history_log_ratio(test.baseline, rounds)
-    return welch_log_ratio(test.baseline, rounds)
-
-
-def _centres(evidence: Evidence) -> tuple[float, float]:
+def centres(evidence: Evidence) -> tuple[float, float]:
     """Geometric means, so that current / baseline equals the reported ratio."""
     if isinstance(evidence, SuiteEvidence):
         return evidence.baseline_j, evidence.current_j
-    test = evidence.test
-    baseline = math.exp(sum([math.log(v) for v in test.baseline]) / len(test.baseline))
+    baseline = math.exp(statistics.fmean(log_means(evidence.test.baseline)))
     return baseline, baseline * evidence.log_ratio.ratio
 
 
-def _sizes(evidence: Evidence) -> str:
+def sizes(evidence: Evidence) -> str:
     if isinstance(evidence, SuiteEvidence):
         return f"total of {count(evidence.tests, 'test')}"
     test = evidence.test
-    stored = count(len(test.baseline), "run" if test.baseline_kind == "history" else "round")
+    stored = count(len(test.baseline), "process")
     if test.confirmation:
-        return f"baseline {stored} vs {count(len(test.confirmation), 'confirmation round')}"
-    return f"baseline {stored} vs {count(len(test.current), 'round')}"
+        deciding = count(len(test.confirmation), "fresh process", "fresh processes")
+    else:
+        deciding = count(len(test.current), "process") + " of this session"
+    spread = " (its own spread between processes)" if evidence.spread_source == "own" else ""
+    return f"baseline {stored} vs {deciding}{spread}"
 
 
-def count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    if n == 1:
+        return f"1 {noun}"
+    return f"{n} {plural or (noun + 'es' if noun.endswith('s') else noun + 's')}"
 
 
 def percent(ratio: float) -> str:

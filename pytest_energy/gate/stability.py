@@ -1,4 +1,11 @@
-"""Session stability: was the machine steady enough for its energies to fail a build?"""
+"""Session stability: was the machine steady enough for its energies to fail a build?
+
+The drift check measures the calibration workload in the meter's own domain (a
+CPU loop for RAPL and the model, a GPU matmul for NVML) at the start and the
+end of the session. An unstable session does not switch the gate off: a
+regression whose 95 % lower bound clears the threshold even after allowing for
+the measured drift still fails the build (:func:`survives_drift`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from dataclasses import dataclass
 
 from pytest_energy.config import defaults
 from pytest_energy.gate.rule import pct, percent
+from pytest_energy.record import Verdict
 
 
 @dataclass(frozen=True)
@@ -73,3 +81,19 @@ def session_stability(
     return Stability(
         unstable=bool(reasons), reason="; ".join(reasons), drift=drift, noisy_tests=noisy
     )
+
+
+def drift_allowance(threshold: float, drift: float | None) -> float:
+    """The ratio a regression's lower bound must clear in an unstable session.
+
+    >>> round(drift_allowance(0.05, -0.10), 3)
+    1.155
+    """
+    return (1.0 + threshold) * (1.0 + abs(drift or 0.0))
+
+
+def survives_drift(verdict: Verdict, drift: float | None) -> bool:
+    """Whether a regression is proven even if the whole measured drift were against it."""
+    if verdict.status != "regression" or verdict.ci_low is None or verdict.threshold is None:
+        return False
+    return verdict.ci_low > drift_allowance(verdict.threshold, drift)

@@ -41,7 +41,7 @@ from pytest_energy.measure.rounds import (
     summarize_rounds,
 )
 from pytest_energy.measure.sizing import calls_for_window, target_window, time_per_call
-from pytest_energy.record import Benchmark, Quality, Round, RoundRole
+from pytest_energy.record import Benchmark, Quality, Round
 from pytest_energy.stats import paired_log_ratio
 
 R = TypeVar("R")
@@ -60,10 +60,8 @@ class BenchmarkHost(Protocol):
 
     def family_spec(self, item: pytest.Item) -> FamilySpec | None: ...
 
-    def confirmation_rounds(
-        self, item: pytest.Item, rounds: list[Round], units: float, unit: str
-    ) -> int:
-        """Fresh rounds the gate wants now for this benchmark (0 when not gating)."""
+    def before_rounds(self) -> None:
+        """Called after a benchmark's warm-up, before its first round (the drift check's start)."""
         ...
 
 
@@ -241,6 +239,7 @@ class EnergyBenchmark:
             meters.update_period_s, node.nodeid, any(d.scope == "gpu-board" for d in meters.domains)
         )
         runner = RoundRunner(host.recorder, self._chunk_calls)
+        host.before_rounds()
         started = time.perf_counter()
         if interleaved:
             measured = self._interleaved(runner, call, calls, rounds, units, unit, setup, pause)
@@ -248,10 +247,6 @@ class EnergyBenchmark:
             measured = self._rounds(runner, call, calls, rounds, setup, pause, started)
         if measured is None:
             return  # the meter failed; the session reports it
-        confirm = host.confirmation_rounds(node, measured, units, unit)
-        if confirm:
-            extra = self._rounds(runner, call, calls, confirm, setup, pause, None, "confirm")
-            measured = measured + (extra or [])
         self._result = summarize_rounds(
             measured,
             calls=calls,
@@ -298,7 +293,6 @@ class EnergyBenchmark:
         setup: Callable[[], object] | None,
         pause: Callable[[], None],
         started: float | None,
-        role: RoundRole = "candidate",
     ) -> list[Round] | None:
         settings = self._settings
         assert settings is not None
@@ -307,7 +301,7 @@ class EnergyBenchmark:
             if setup is not None and index > 0:
                 setup()
             pause()
-            one = runner.round(call, calls, role)
+            one = runner.round(call, calls, "candidate")
             if one is None:
                 return None
             measured.append(one)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 import pytest
@@ -20,7 +21,12 @@ from pytest_energy.config.settings import Settings
 from pytest_energy.measure.calibration import calibration_work
 from pytest_energy.measure.families import FamilyRegistry
 from pytest_energy.measure.sizing import time_per_call
-from pytest_energy.measure.window import EnergyWindow, gpu_synchronizer, measurement_between
+from pytest_energy.measure.window import (
+    EnergyWindow,
+    cuda_in_use,
+    gpu_synchronizer,
+    measurement_between,
+)
 from pytest_energy.meters import MeterError, MeterSet, open_meters
 from pytest_energy.output_files import write_atomic
 from pytest_energy.record import (
@@ -40,6 +46,8 @@ from pytest_energy.record import (
 
 Role = Literal["serial", "worker", "controller"]
 
+#: Seconds a GPU is left to settle before idle power is measured after the tests.
+POST_LOAD_SETTLE_S = 3.0
 #: A crash loses at most this much of the results file: finished tests are
 #: checkpointed to disk no more often than this, so big suites stay cheap.
 CHECKPOINT_SECONDS = 2.0
@@ -66,6 +74,8 @@ class SessionRecorder:
         self.started = _now()
         self.results: list[TestResult] = []
         self.idle: Idle | None = None
+        self.idle_after: Idle | None = None
+        self.idle_note = ""
         self.failure: str | None = None
         self.notices: list[str] = []
         #: The calibration workload's J per call at the start and the end of the session.
@@ -81,6 +91,7 @@ class SessionRecorder:
                 settings.meter,
                 rapl_root=settings.rapl_root,
                 model_watts=settings.model_watts,
+                process=settings.replica,
                 warn=warn,
             )
             self.notices.extend(self.meters.notices)
@@ -145,14 +156,54 @@ class SessionRecorder:
     # -- the idle bracket ------------------------------------------------------
 
     def measure_idle(self) -> None:
-        """Measure idle power once, so each test has gross and net energy.
+        """Measure idle power before the tests, so each test has gross and net energy.
 
         Only counters see idle power; the model counts this process's CPU time,
         which is already net of everything else.
         """
+        self.idle = self._idle_bracket("before")
+        if self.idle is not None:
+            self.idle_note = "idle measured before the tests"
+
+    def measure_idle_after(self) -> None:
+        """With a GPU meter, measure idle power again after the tests, and choose one.
+
+        A GPU idles higher once this process has a CUDA context (~79 W without,
+        ~124 W with one on an H200), and for a few seconds after heavy work (~225 W
+        for 0.5 s after 10 s of matmuls, back within 2 % after ~3 s:
+        docs/measurements/h200-idle-after-load.json). So the bracket after the tests
+        waits for the board to settle, and net figures use the bracket taken in the
+        same context state as the tests: the one after them when the tests used CUDA.
+        """
+        meters = self.meters
+        if meters is None or not any(d.scope == "gpu-board" for d in meters.domains):
+            return
+        if meters.method != "measured" or self.settings.idle_seconds <= 0:
+            return
+        if not meters.virtual_clock:
+            time.sleep(POST_LOAD_SETTLE_S)
+        self.idle_after = self._idle_bracket("after")
+        if self.idle_after is None:
+            return
+        if cuda_in_use():
+            self.idle_note = (
+                "net figures use idle measured after the tests, with the CUDA context "
+                "the tests ran in"
+            )
+            self.idle = self.idle_after
+            self.results = [
+                replace(r, net_j=self.net_joules(r.measurement)) if r.measurement else r
+                for r in self.results
+            ]
+        elif self.idle is not None:
+            self.idle_note = "net figures use idle measured before the tests (no CUDA context)"
+
+    def _idle_bracket(self, phase: str) -> Idle | None:
         meters = self.meters
         if meters is None or meters.method != "measured" or self.settings.idle_seconds <= 0:
-            return
+            return None
+        if self.failure is not None:
+            return None
         try:
             start = meters.read()
             if not meters.virtual_clock:
@@ -160,14 +211,15 @@ class SessionRecorder:
             stop = meters.read()
         except MeterError as exc:
             self._fail(f"idle bracket: {exc}")
-            return
+            return None
         idle = measurement_between(start, stop, meters)
         if idle.seconds <= 0:
-            return
-        self.idle = Idle(
+            return None
+        return Idle(
             seconds=idle.seconds,
             watts={name: j / idle.seconds for name, j in idle.joules.items()},
             total_watts=idle.total_j / idle.seconds,
+            phase=phase,
         )
 
     # -- windows -------------------------------------------------------------
@@ -243,7 +295,9 @@ class SessionRecorder:
             interrupted=interrupted,
             workers=self.workers,
             notices=list(self.notices),
-            calibration=self.calibration if self.calibration.start else None,
+            calibration=self.calibration if self.calibration != Calibration() else None,
+            idle_after=self.idle_after,
+            idle_note=self.idle_note,
         )
         return RunRecord(schema_version=SCHEMA_VERSION, session=session, tests=list(self.results))
 

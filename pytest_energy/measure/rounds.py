@@ -82,6 +82,7 @@ class RoundRunner:
             total_j=measurement.total_j,
             role=role,
             flags=list(measurement.flags),
+            process=self._recorder.settings.replica,
         )
 
     def _normalized(self, call: Callable[[], object], calls: int, role: RoundRole) -> Round | None:
@@ -136,6 +137,7 @@ class RoundRunner:
             role=role,
             flags=flags,
             calibration_j=calibration_j / calibration_calls if calibration_calls else None,
+            process=self._recorder.settings.replica,
         )
 
 

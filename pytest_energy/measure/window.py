@@ -115,3 +115,10 @@ def synchronize_cuda() -> bool:
             continue
         cuda.synchronize(device)
     return True
+
+
+def cuda_in_use() -> bool:
+    """Whether this process has initialised CUDA through torch (never imports torch)."""
+    torch: Any = sys.modules.get("torch")
+    cuda: Any = getattr(torch, "cuda", None) if torch is not None else None
+    return bool(cuda is not None and cuda.is_initialized())

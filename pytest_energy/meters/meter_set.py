@@ -22,6 +22,8 @@ from pytest_energy.meters.base import (
 )
 
 COUNTER_METERS = ("rapl", "nvml")
+#: In a replay path, replaced by the index of the process that plays it.
+PROCESS_FIELD = "{process}"
 METER_NAMES = ("auto", "rapl", "nvml", "model", "replay:PATH")
 
 
@@ -122,18 +124,22 @@ def open_meters(
     *,
     rapl_root: Path,
     model_watts: float,
+    process: int = 0,
     warn: Callable[[str], None] = lambda message: None,
 ) -> MeterSet:
     """Open the meters ``spec`` names.
 
     A meter named explicitly that cannot be opened raises
     :class:`MeterUnavailable` (a usage error for the caller). ``auto`` takes
-    every counter that opens and falls back to the model, saying why.
+    every counter that opens and falls back to the model, saying why. A replay
+    path may hold ``{process}``: each process of a run (0 for the session, 1, 2,
+    ... for the fresh processes the gate starts) then plays its own trace.
     """
     if spec.replay_path is not None:
         from pytest_energy.meters.replay import ReplayMeter
 
-        return MeterSet([ReplayMeter.from_file(spec.replay_path)])
+        path = Path(str(spec.replay_path).replace(PROCESS_FIELD, str(process)))
+        return MeterSet([ReplayMeter.from_file(path)])
     if spec.names == ("model",):
         from pytest_energy.meters.model import ModelMeter
 

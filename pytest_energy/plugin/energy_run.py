@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from pytest_energy.carbon.accounting import SessionCarbon
-from pytest_energy.config import defaults
 from pytest_energy.config.families import FamilySpec, family_spec, order_families
 from pytest_energy.config.marker import TestSettings, marker_options
 from pytest_energy.config.settings import SettingError, Settings
@@ -35,7 +34,6 @@ from pytest_energy.record import (
     BudgetNote,
     Gating,
     Measurement,
-    Round,
     TestResult,
     VariantResult,
     from_plain,
@@ -71,7 +69,7 @@ class EnergyRun:
         self.gate = gate
         self.drift = DriftCheck(recorder)
         self.family_specs: dict[str, FamilySpec] = {}
-        self.end = SessionEnd(config, settings, recorder, carbon, gate)
+        self.end = SessionEnd(config, settings, recorder, carbon, gate, self.family_specs)
 
     @classmethod
     def start(cls, config: pytest.Config, settings: Settings) -> EnergyRun:
@@ -94,6 +92,13 @@ class EnergyRun:
         except SettingError as exc:
             recorder.close()
             raise pytest.UsageError(str(exc)) from None
+        if process_role != "serial" and (settings.save_baseline or settings.update_baseline):
+            recorder.close()
+            raise pytest.UsageError(
+                "--energy-save-baseline / --energy-update-baseline: refused under pytest-xdist "
+                "(tests measured in parallel share machine-wide counters); run the energy job "
+                "serially, with -n 0 or -p no:xdist"
+            )
         gate = RunGate(settings, baseline) if baseline is not None else None
         run = cls(config, settings, recorder, carbon, gate)
         if process_role == "controller" and config.pluginmanager.hasplugin("xdist"):
@@ -114,25 +119,19 @@ class EnergyRun:
     def family_spec(self, item: pytest.Item) -> FamilySpec | None:
         return self.family_specs.get(item.nodeid)
 
-    def confirmation_rounds(
-        self, item: pytest.Item, rounds: list[Round], units: float, unit: str
-    ) -> int:
-        """Confirmation rounds the gate wants for this benchmark (0 when not gating)."""
-        if self.gate is None or self._recorder.concurrent or not rounds:
-            return 0
-        settings = self.test_settings(item)
-        if not settings.gate:
-            return 0
-        extra, reason = self.gate.extra_rounds(
-            item.nodeid,
-            unit,
-            rounds,
-            units,
-            self._recorder.method,
-            settings.marker.get("max_regression"),
-        )
-        item.stash[SCREEN] = reason
-        return extra
+    def before_rounds(self) -> None:
+        """The drift check's start, just before the first benchmark's rounds.
+
+        Taken then, not before the tests, so it runs in the same state as the work:
+        with the CUDA context the benchmark created, after its warm-up.
+        """
+        if self._calibrating and not self._recorder.calibration.start:
+            self._recorder.calibration = replace(
+                self._recorder.calibration,
+                start=self.drift.measure(),
+                workload=self.drift.workload,
+                skipped=self.drift.skipped or "",
+            )
 
     def benchmark_for(self, request: pytest.FixtureRequest) -> EnergyBenchmark:
         benchmark = EnergyBenchmark(request, self)
@@ -144,14 +143,9 @@ class EnergyRun:
         return self.carbon.grams_per_joule()
 
     def _test_settings(self, marker: Mapping[str, Any]) -> TestSettings:
-        settings = TestSettings.for_item(self.settings, marker)
-        writing = self.settings.save_baseline is not None or self.settings.update_baseline
-        if writing and "rounds" not in marker and self.settings.origins.get("rounds") == "default":
-            # A stored baseline limits every later comparison more than the
-            # current run does (benchmarks/gate_power.py), and it is saved once.
-            rounds = min(defaults.BASELINE_ROUNDS, self.settings.max_rounds)
-            settings = replace(settings, rounds=max(rounds, settings.rounds))
-        return settings
+        # A baseline's processes run the same rounds as a compared session's, so that
+        # both sides' process means vary alike (docs/gate.md).
+        return TestSettings.for_item(self.settings, marker)
 
     # -- header and collection -----------------------------------------------
 
@@ -166,8 +160,6 @@ class EnergyRun:
             for item in items:
                 marker = marker_options(item)
                 item.stash[TEST_SETTINGS] = self._test_settings(marker)
-                if self.gate is not None and self.gate.covers(item.nodeid):
-                    self.gate.family_size += 1
                 if "max_gco2e" in marker:
                     self.carbon.check_budget(
                         marker["max_gco2e"], f"{item.nodeid}: @pytest.mark.energy"
@@ -178,26 +170,37 @@ class EnergyRun:
             order_families(items, self.family_specs)
         except SettingError as exc:
             raise pytest.UsageError(str(exc)) from None
+        wanted = set(self.settings.replica_nodeids)
+        if wanted:
+            # A replica measures only the benchmarks its parent asked for.
+            dropped = [item for item in items if item.nodeid not in wanted]
+            if dropped:
+                items[:] = [item for item in items if item.nodeid in wanted]
+                self.config.hook.pytest_deselected(items=dropped)
 
     # -- the session around the tests ----------------------------------------
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+    @property
+    def _calibrating(self) -> bool:
+        """Whether this session runs the drift check (gated, serial, comparing raw joules).
+
+        Normalized benchmarks carry their own calibration, round by round.
+        """
         recorder = self._recorder
-        measuring = recorder.role != "controller" and not self.config.option.collectonly
-        # Normalized benchmarks carry their own calibration, round by round; the
-        # start-and-end drift check is for sessions that compare raw joules.
-        calibrating = (
-            measuring
+        return (
+            recorder.role != "controller"
             and self.gate is not None
             and self.settings.calibration
             and not recorder.concurrent
             and not recorder.normalizing
         )
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        recorder = self._recorder
+        measuring = recorder.role != "controller" and not self.config.option.collectonly
         if measuring:
             recorder.measure_idle()
-        if calibrating:
-            recorder.calibration = replace(recorder.calibration, start=self.drift.measure())
         if recorder.role == "controller":
             recorder.notices.append(
                 f"tests ran in {recorder.workers} parallel workers and energy counters are "
@@ -207,8 +210,16 @@ class EnergyRun:
         try:
             return (yield)
         finally:
-            if calibrating and recorder.failure is None:
-                recorder.calibration = replace(recorder.calibration, end=self.drift.measure())
+            if measuring and recorder.failure is None:
+                self._end_of_tests()
+
+    def _end_of_tests(self) -> None:
+        recorder = self._recorder
+        if self._calibrating and recorder.calibration.start:
+            recorder.calibration = replace(recorder.calibration, end=self.drift.measure())
+        elif self._calibrating and self.drift.skipped:
+            recorder.calibration = replace(recorder.calibration, skipped=self.drift.skipped)
+        recorder.measure_idle_after()
 
     # -- windows around each test --------------------------------------------
 

@@ -9,19 +9,22 @@ and the reports are written.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from pytest_energy.carbon.accounting import SessionCarbon
+from pytest_energy.config.families import FamilySpec
 from pytest_energy.config.settings import SettingError, Settings
 from pytest_energy.gate.run_gate import RunGate
 from pytest_energy.gate.variants import build_families
 from pytest_energy.measure.machine import git_revision
 from pytest_energy.measure.recorder import SessionRecorder
+from pytest_energy.measure.replicas import merge, run_replicas
 from pytest_energy.output_files import write_atomic
-from pytest_energy.record import RunRecord
+from pytest_energy.record import RoundRole, RunRecord
 from pytest_energy.storage.baseline_file import BaselineError
 from pytest_energy.storage.baselines import BaselineStore
 from pytest_energy.storage.history import History, HistoryError, load_series
@@ -37,12 +40,14 @@ class SessionEnd:
         recorder: SessionRecorder,
         carbon: SessionCarbon,
         gate: RunGate | None,
+        family_specs: Mapping[str, FamilySpec],
     ) -> None:
         self._config = config
         self._settings = settings
         self._recorder = recorder
         self._carbon = carbon
         self._gate = gate
+        self._family_specs = family_specs
         self.record: RunRecord | None = None
         #: The one line that says why the energy job failed the build, if it did.
         self.exit_reason: str | None = None
@@ -55,7 +60,23 @@ class SessionEnd:
             self.exit_reason = f"energy measurement failed: {recorder.failure}"
         interrupted = session.exitstatus == pytest.ExitCode.INTERRUPTED
         record = self._complete(recorder.record(int(session.exitstatus), interrupted=interrupted))
+        can_measure = (
+            not interrupted
+            and recorder.failure is None
+            and recorder.role == "serial"
+            and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+        )
+        writing = self._settings.save_baseline is not None or self._settings.update_baseline
+        if writing and can_measure and self._settings.processes > 1:
+            record = self._replicate(
+                record, _benchmarks(record), range(1, self._settings.processes), "candidate"
+            )
         if gate is not None and not interrupted:
+            record, flagged = gate.screen(record)
+            if flagged and can_measure:
+                record = self._replicate(
+                    record, flagged, range(1, self._settings.processes + 1), "confirm"
+                )
             record, failed = gate.decide(record, record.session.calibration)
             if failed and session.exitstatus == pytest.ExitCode.OK:
                 # Fail like a failing test run, through the session, never by raising.
@@ -70,6 +91,44 @@ class SessionEnd:
         recorder.write_json(record)
         self._append_history(record)
         self._write_reports(record)
+
+    def _replicate(
+        self, record: RunRecord, nodeids: Sequence[str], processes: range, role: RoundRole
+    ) -> RunRecord:
+        """Measure ``nodeids`` again in fresh processes and add their rounds to the record."""
+        if not nodeids:
+            return record
+        wanted = set(nodeids)
+        # A variant is measured against its reference, in the same process.
+        for nodeid in nodeids:
+            spec = self._family_specs.get(nodeid)
+            if spec is not None and not spec.is_reference:
+                wanted.update(
+                    other
+                    for other, candidate in self._family_specs.items()
+                    if candidate.family == spec.family and candidate.is_reference
+                )
+        ordered = [t.nodeid for t in record.tests if t.nodeid in wanted]
+        expected = sum(
+            t.measurement.seconds for t in record.tests if t.nodeid in wanted and t.measurement
+        )
+        replicas = run_replicas(
+            self._config,
+            self._settings,
+            ordered,
+            processes=list(processes),
+            expected_s=expected,
+            say=self._say,
+        )
+        notices = [f"replica: {r.problem}" for r in replicas if r.problem]
+        record = merge(record, replicas, role)
+        session = replace(record.session, notices=[*record.session.notices, *notices])
+        return replace(record, session=session)
+
+    def _say(self, line: str) -> None:
+        reporter = self._config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and self._config.get_verbosity() >= 0:
+            reporter.write_line(line)
 
     def _complete(self, record: RunRecord) -> RunRecord:
         """Add what only the whole run knows: families, CO2e totals, the commit."""
@@ -164,3 +223,12 @@ def gate_failure(record: RunRecord) -> str:
     if gate.suite.status == "regression":
         parts.append("the suite total regressed")
     return f"energy gate failed: {', '.join(parts)} against baseline {gate.baseline}"
+
+
+def _benchmarks(record: RunRecord) -> list[str]:
+    """The passed benchmarks of a run: what a baseline's fresh processes measure again."""
+    return [
+        t.nodeid
+        for t in record.tests
+        if t.benchmark is not None and t.outcome == "passed" and t.per_unit_samples() is not None
+    ]

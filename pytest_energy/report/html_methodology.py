@@ -164,7 +164,9 @@ def _settings(record: RunRecord) -> list[tuple[str, str]]:
     session = record.session
     facts = []
     if session.calibration is not None:
-        calibration = _fields(session.calibration, absent_when_empty=("start", "end"))
+        calibration = _fields(
+            session.calibration, absent_when_empty=("start", "end", "workload", "skipped")
+        )
         facts += [(f"calibration.{name}", value) for name, value in calibration]
     totals = _fields(session.totals, absent_when_empty=("net_joules",))
     return facts + [(f"totals.{name}", value) for name, value in totals]

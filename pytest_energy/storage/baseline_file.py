@@ -34,6 +34,10 @@ class BaselineEntry:
 
     ``samples`` are joules per ``unit``: one per benchmark round, or the single
     window of a plain test (unit ``"test"``). ``median`` is their median.
+    ``processes`` says which process measured each sample: a baseline is saved
+    from several fresh processes, because each carries its own offset that more
+    rounds cannot shrink (``docs/gate.md``). Entries written before it existed
+    come from one process.
     """
 
     method: str
@@ -55,6 +59,21 @@ class BaselineEntry:
     #: Per round: J per unit over the interleaved calibration workload's J per call
     #: (dimensionless), when the run normalized; the gate prefers these.
     normalized: list[float] = field(default_factory=list)
+    #: Per sample, the index of the process that measured it (empty: all process 0).
+    processes: list[int] = field(default_factory=list)
+
+    def groups(self, *, normalized: bool = False) -> list[list[float]]:
+        """The samples (or the normalized values), one list per process in process order."""
+        values = self.normalized if normalized else self.samples
+        labels = self.processes if len(self.processes) == len(values) else [0] * len(values)
+        grouped: dict[int, list[float]] = {}
+        for label, value in zip(labels, values, strict=True):
+            grouped.setdefault(label, []).append(value)
+        return [grouped[k] for k in sorted(grouped)]
+
+    @property
+    def process_count(self) -> int:
+        return len(set(self.processes)) if self.processes else 1
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object written to the file; empty optional fields are left out."""
@@ -77,6 +96,7 @@ class BaselineEntry:
             "flags": list(self.flags),
             "quality": {k: dict(v) for k, v in self.quality.items()},
             "normalized": [round6(s) for s in self.normalized],
+            "processes": list(self.processes) if self.process_count > 1 else [],
         }
         data.update({k: v for k, v in optional.items() if v})
         return data
@@ -95,6 +115,15 @@ class BaselineEntry:
         normalized = data.get("normalized", [])
         if not isinstance(normalized, list) or not all(_is_number(s) for s in normalized):
             raise BaselineError(f"{where}.normalized must be a list of numbers")
+        processes = data.get("processes", [])
+        if (
+            not isinstance(processes, list)
+            or not all(isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in processes)
+            or (processes and len(processes) != len(samples))
+        ):
+            raise BaselineError(
+                f"{where}.processes must list a process index (0, 1, ...) for each sample"
+            )
         return cls(
             method=_field(data, "method", str, where),
             meters=_str_list(data, "meters", where),
@@ -112,6 +141,7 @@ class BaselineEntry:
             flags=_str_list(data, "flags", where, required=False),
             quality=quality,
             normalized=[float(s) for s in normalized],
+            processes=list(processes),
         )
 
 

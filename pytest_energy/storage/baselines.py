@@ -106,7 +106,7 @@ class BaselineStore:
         path = self._path(name_or_path)
         data = self._read(path)
         if data is None:
-            raise BaselineError(self._missing(path, name_or_path))
+            raise BaselineError(self.missing_reason(path, name_or_path))
         return parse_baseline(data, path)
 
     def save_run(
@@ -192,7 +192,9 @@ class BaselineStore:
         with self._writing(path):
             data = self._read(path)
             if data is None:
-                raise BaselineError(self._missing(path, name) + "; save one before updating it")
+                raise BaselineError(
+                    self.missing_reason(path, name) + "; save one before updating it"
+                )
             parse_baseline(data, path)
             tests = _class_block(data, record)["tests"]
             tests.update({nodeid: entries[nodeid].to_dict() for nodeid in wanted})
@@ -229,7 +231,8 @@ class BaselineStore:
             raise BaselineError(f"baseline file {path} must hold a JSON object")
         return data
 
-    def _missing(self, path: Path, name_or_path: str | Path) -> str:
+    def missing_reason(self, path: Path, name_or_path: str | Path) -> str:
+        """Why a baseline cannot be found, with the names that can."""
         if isinstance(name_or_path, str) and path.parent == self.baselines_dir:
             names = self.names()
             available = ", ".join(names) if names else "none saved yet"
@@ -253,6 +256,15 @@ def baseline_entries(
             continue
         unit, samples = per_unit
         bench = test.benchmark
+        labels: list[int] = []
+        normalized: list[float] = []
+        if bench is not None and bench.per_unit_samples():
+            groups = bench.by_process()
+            samples = [value for group in groups for value in group]
+            labels = [index for index, group in enumerate(groups) for _ in group]
+            normalized = [v for group in bench.by_process(normalized=True) for v in group]
+            if len(normalized) != len(samples):
+                normalized = []  # some rounds ran without the calibration workload
         entries[test.nodeid] = BaselineEntry(
             method=test.measurement.method,
             meters=list(test.measurement.meters),
@@ -273,7 +285,8 @@ def baseline_entries(
                 for q in (bench.quality if bench else [])
                 if math.isfinite(q.value)
             },
-            normalized=bench.normalized_samples() if bench else [],
+            normalized=normalized,
+            processes=labels,
         )
     return entries
 

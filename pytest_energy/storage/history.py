@@ -18,14 +18,21 @@ import json
 import math
 import sqlite3
 import statistics
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_energy.record import ResultsError, RunRecord
+from pytest_energy.record import ResultsError, RunRecord, TestResult
 from pytest_energy.storage.baselines import prepare_directory
+from pytest_energy.storage.history_schema import (
+    APPLICATION_ID,
+    MIGRATIONS,
+    POINTS,
+    SCHEMA,
+    SCHEMA_VERSION,
+)
 
 __all__ = [
     "DEFAULT_PATH",
@@ -36,10 +43,6 @@ __all__ = [
 ]
 
 DEFAULT_PATH = Path(".energy/history.sqlite")
-SCHEMA_VERSION = 1
-#: ``PRAGMA application_id``, "pEnH": marks the file as ours, so a user's other
-#: SQLite database at the same path is recognised and left alone.
-APPLICATION_ID = int.from_bytes(b"pEnH", "big")
 #: Long enough for another session to finish writing a run; a writer holds the
 #: lock for milliseconds, so hitting this means something is stuck.
 BUSY_TIMEOUT_S = 10.0
@@ -47,61 +50,6 @@ BUSY_TIMEOUT_S = 10.0
 SERIES_POINTS = 20
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
-
-_SCHEMA = """
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY,
-    started TEXT NOT NULL,
-    finished TEXT,
-    commit_id TEXT,
-    branch TEXT,
-    hardware_class TEXT NOT NULL,
-    method TEXT NOT NULL,
-    plugin_version TEXT NOT NULL,
-    exit_status INTEGER,
-    unstable INTEGER NOT NULL,
-    interrupted INTEGER NOT NULL,
-    record TEXT NOT NULL
-);
-CREATE TABLE tests (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    nodeid TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    joules REAL,
-    seconds REAL,
-    per_unit REAL,
-    unit TEXT,
-    flags TEXT NOT NULL,
-    verdict TEXT,
-    ratio REAL
-);
-CREATE TABLE rounds (
-    run_id INTEGER NOT NULL REFERENCES runs(id),
-    nodeid TEXT NOT NULL,
-    idx INTEGER NOT NULL,
-    calls INTEGER NOT NULL,
-    seconds REAL,
-    joules REAL,
-    role TEXT NOT NULL
-);
-CREATE INDEX tests_by_nodeid ON tests (nodeid, run_id);
-CREATE INDEX rounds_by_test ON rounds (run_id, nodeid);
-CREATE INDEX runs_by_class ON runs (hardware_class, branch, id);
-"""
-
-# One row per (test, run), newest `limit` runs of each test, oldest first.
-_POINTS = """
-SELECT * FROM (
-    SELECT r.id AS run_id, r.started, r.commit_id, r.branch, r.hardware_class, r.method,
-           t.nodeid, t.outcome, t.per_unit, t.unit, t.joules, t.seconds, t.flags,
-           t.verdict, t.ratio,
-           ROW_NUMBER() OVER (PARTITION BY t.nodeid ORDER BY r.id DESC) AS recent
-    FROM tests AS t JOIN runs AS r ON r.id = t.run_id
-    WHERE {where}
-)
-WHERE recent <= ?
-ORDER BY nodeid, run_id
-"""
 
 
 class HistoryError(ValueError):
@@ -168,7 +116,8 @@ class History:
             assert run_id is not None  # an INSERT into a rowid table always sets it
             conn.executemany(
                 "INSERT INTO tests (run_id, nodeid, outcome, joules, seconds, per_unit, unit, "
-                "flags, verdict, ratio) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "flags, verdict, ratio, process_mean, normalized_mean) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 _test_rows(run_id, record),
             )
             conn.executemany(
@@ -191,25 +140,36 @@ class History:
         with self._reading() as conn:
             if conn is None:
                 return []
-            rows = conn.execute(_POINTS.format(where=where), (*params, limit)).fetchall()
+            rows = conn.execute(POINTS.format(where=where, extra=""), (*params, limit)).fetchall()
         return [_point(row) for row in rows]
 
-    def last_runs(self, hardware_class: str, branch: str | None, k: int) -> dict[str, list[float]]:
-        """Per test, the J-per-unit medians of its last ``k`` usable runs, oldest first.
+    def last_runs(
+        self, hardware_class: str, branch: str | None, k: int, *, normalized: bool = False
+    ) -> dict[str, list[float]]:
+        """Per test, one value per each of its last ``k`` usable runs, oldest first.
 
-        Only passed tests with an energy figure count, from runs that were not
-        interrupted, on ``hardware_class`` and on ``branch`` (None: any branch).
-        "Last" follows the order runs were appended, not their clocks.
+        The value is the geometric mean of the run's own rounds, in J per unit (or
+        over the calibration workload with ``normalized``): the statistic the gate
+        takes of the current run. Only passed tests count, from runs that were not
+        interrupted and not measured under pytest-xdist, on ``hardware_class`` and
+        on ``branch`` (None: any branch). "Last" follows the order runs were
+        appended, not their clocks.
         """
+        column = "normalized_mean" if normalized else "process_mean"
         where, params = _filters(hardware_class=hardware_class, branch=branch)
-        where += " AND t.per_unit IS NOT NULL AND r.interrupted = 0"
+        where += (
+            f" AND t.{column} IS NOT NULL AND r.interrupted = 0"
+            " AND t.outcome = 'passed' AND t.flags NOT LIKE '%concurrent%'"
+        )
         with self._reading() as conn:
             if conn is None:
                 return {}
-            rows = conn.execute(_POINTS.format(where=where), (*params, k)).fetchall()
+            rows = conn.execute(
+                POINTS.format(where=where, extra=f", t.{column} AS value"), (*params, k)
+            ).fetchall()
         series: dict[str, list[float]] = {}
         for row in rows:
-            series.setdefault(row["nodeid"], []).append(row["per_unit"])
+            series.setdefault(row["nodeid"], []).append(row["value"])
         return series
 
     def record(self, run_id: int) -> RunRecord:
@@ -311,6 +271,8 @@ class History:
                     f"the history {self.path} has schema version {version}, newer than this "
                     f"pytest-energy reads ({SCHEMA_VERSION}): upgrade pytest-energy"
                 )
+            if version < SCHEMA_VERSION:
+                self._migrate(conn, version)
             return True
         tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if application_id == 0 and version == 0 and tables == 0:
@@ -320,6 +282,24 @@ class History:
             f"left untouched: move it away or choose another history path"
         )
 
+    def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
+        """Bring an older history up to this schema; every step only adds."""
+        started = conn.in_transaction
+        if not started:
+            conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            for step in range(current, SCHEMA_VERSION):
+                for statement in MIGRATIONS[step]:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if not started:
+                conn.execute("COMMIT")
+        except BaseException:
+            if not started and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         # WAL lets readers and one writer work at once; it cannot change inside a
         # transaction, and is recorded in the file so later connections keep it.
@@ -328,7 +308,7 @@ class History:
         try:
             # Another session may have created the schema while we waited for the lock.
             if not self._check_schema(conn):
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
@@ -359,6 +339,7 @@ def _test_rows(run_id: int, record: RunRecord) -> Iterator[tuple[Any, ...]]:
     for test in record.tests:
         per_unit = test.per_unit_samples()
         measurement = test.measurement
+        own = _own_process_means(test) if per_unit else (None, None)
         yield (
             run_id,
             test.nodeid,
@@ -370,7 +351,27 @@ def _test_rows(run_id: int, record: RunRecord) -> Iterator[tuple[Any, ...]]:
             ",".join(test.flags),
             test.verdict.status if test.verdict else None,
             _finite(test.verdict.ratio) if test.verdict else None,
+            *own,
         )
+
+
+def _own_process_means(test: TestResult) -> tuple[float | None, float | None]:
+    """The geometric means of this session's own rounds: raw and normalized J per unit."""
+    bench = test.benchmark
+    if bench is None:
+        joules = test.measurement.total_j if test.measurement else None
+        return (_finite(joules) if joules and joules > 0 else None), None
+    raw = bench.by_process()
+    normalized = bench.by_process(normalized=True)
+    return _geometric_mean(raw[0] if raw else []), _geometric_mean(
+        normalized[0] if normalized else []
+    )
+
+
+def _geometric_mean(values: Sequence[float]) -> float | None:
+    if not values:
+        return None
+    return math.exp(statistics.fmean(math.log(v) for v in values))
 
 
 def _round_rows(run_id: int, record: RunRecord) -> Iterator[tuple[Any, ...]]:
