@@ -432,7 +432,9 @@ class Session:
     notices: list[str] = field(default_factory=list)
     calibration: Calibration | None = None
     unstable: bool = False
-    #: Idle power after the tests, when measured; ``idle`` is the bracket net figures use.
+    #: Idle power before and after the tests, when measured; ``idle`` is the one net
+    #: figures use (see ``idle_note``).
+    idle_before: Idle | None = None
     idle_after: Idle | None = None
     #: Which idle bracket net figures use, and why.
     idle_note: str = ""

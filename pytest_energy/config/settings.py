@@ -243,6 +243,8 @@ class Settings:
             html=None,
             markdown=None,
             processes=1,
+            # Net figures and their idle power are the parent's; the rounds are what counts.
+            idle_seconds=0.0,
         )
 
     @property

@@ -74,6 +74,7 @@ class SessionRecorder:
         self.started = _now()
         self.results: list[TestResult] = []
         self.idle: Idle | None = None
+        self.idle_before: Idle | None = None
         self.idle_after: Idle | None = None
         self.idle_note = ""
         self.failure: str | None = None
@@ -161,7 +162,7 @@ class SessionRecorder:
         Only counters see idle power; the model counts this process's CPU time,
         which is already net of everything else.
         """
-        self.idle = self._idle_bracket("before")
+        self.idle = self.idle_before = self._idle_bracket("before")
         if self.idle is not None:
             self.idle_note = "idle measured before the tests"
 
@@ -296,6 +297,7 @@ class SessionRecorder:
             workers=self.workers,
             notices=list(self.notices),
             calibration=self.calibration if self.calibration != Calibration() else None,
+            idle_before=self.idle_before,
             idle_after=self.idle_after,
             idle_note=self.idle_note,
         )
