@@ -20,13 +20,17 @@ if compgen -G ".device/wheels/*.whl" >/dev/null; then
     python -m pip install -q --no-deps --no-index .device/wheels/*.whl 2>&1 | tail -3
 fi
 
-echo "== NVML meter (benchmarks/gpu_check.py)"
-timeout 120 python benchmarks/gpu_check.py --json "$OUT/gpu_check.json" 2>&1 | tee "$OUT/gpu_check.log"
+if [ -z "${SKIP_METER_CHECK:-}" ]; then
+    echo "== NVML meter (benchmarks/gpu_check.py)"
+    timeout 120 python benchmarks/gpu_check.py --json "$OUT/gpu_check.json" 2>&1 \
+        | tee "$OUT/gpu_check.log"
+fi
 
 echo "== the gate end to end (benchmarks/gpu_gate_check.py)"
 timeout 420 python benchmarks/gpu_gate_check.py --out "$OUT/gpu_gate_check.json" 2>&1 \
     | tee "$OUT/gpu_gate_check.log"
 
 echo "== the test suite beside a real GPU"
-timeout 240 python -m pytest tests -q -p no:cacheprovider -p xdist -n 8 \
-    --deselect tests/test_examples.py 2>&1 | tail -60 | tee "$OUT/tests.log"
+# Other plugins of the machine's environment (pytest-benchmark) stay out of the suite's run.
+timeout "${TESTS_TIMEOUT:-240}" python -m pytest tests -q -p no:cacheprovider -p no:benchmark \
+    -p xdist -n 8 --deselect tests/test_examples.py 2>&1 | tail -60 | tee "$OUT/tests.log"

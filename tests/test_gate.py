@@ -451,8 +451,18 @@ def test_a_steady_session_is_stable() -> None:
     s = session_stability([100.0, 100.2, 99.9], [100.5, 100.4], {"a": 0.01, "b": 0.02})
     assert not s.unstable
     assert s.reason == ""
-    assert s.drift == pytest.approx(100.45 / 100.0 - 1)
+    # The geometric means of the windows, as the significance test sees them.
+    assert s.drift == pytest.approx((100.5 * 100.4) ** 0.5 / (100.0 * 100.2 * 99.9) ** (1 / 3) - 1)
     assert s.noisy_tests == ()
+
+
+def test_a_drift_within_the_windows_own_noise_is_not_believed() -> None:
+    # One window in five read ~5 % high on an H200: the median of three cannot show 2 %.
+    noisy = session_stability([1520.0, 1585.0, 1512.0], [1517.0, 1508.0, 1590.0], {})
+    assert not noisy.unstable
+    steady = session_stability([1520.0, 1518.0, 1522.0], [1600.0, 1602.0, 1598.0], {})
+    assert steady.unstable
+    assert steady.drift == pytest.approx(0.0526, abs=0.001)
 
 
 def test_calibration_drift_makes_the_session_unstable() -> None:

@@ -17,7 +17,7 @@ from pytest_energy.measure.sizing import calls_for_window, target_window
 class DriftCheck:
     """The calibration workload in a few windows long enough for the meter."""
 
-    def __init__(self, recorder: SessionRecorder, windows: int = 3) -> None:
+    def __init__(self, recorder: SessionRecorder, windows: int = 5) -> None:
         self._recorder = recorder
         self._windows = windows
         self._workload: Workload | None = None
