@@ -33,4 +33,7 @@ timeout 420 python benchmarks/gpu_gate_check.py --out "$OUT/gpu_gate_check.json"
 echo "== the test suite beside a real GPU"
 # Other plugins of the machine's environment (pytest-benchmark) stay out of the suite's run.
 timeout "${TESTS_TIMEOUT:-240}" python -m pytest tests -q -p no:cacheprovider -p no:benchmark \
-    -p xdist -n 8 --deselect tests/test_examples.py 2>&1 | tail -60 | tee "$OUT/tests.log"
+    -p xdist -n 8 --deselect tests/test_examples.py --tb=short > "$OUT/tests.log" 2>&1
+python -m pip list 2>/dev/null > "$OUT/pip-list.txt"
+grep -m 1 -A 40 "^___" "$OUT/tests.log"
+tail -5 "$OUT/tests.log"

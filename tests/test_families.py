@@ -395,3 +395,36 @@ def test_a_variant_that_regresses_against_its_own_baseline_fails_the_gate(
     verdicts = {name: t["verdict"]["status"] for name, t in by_name(results()).items()}
     assert verdicts["test_model[int8]"] == "regression"  # ... but not its own baseline
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_under_xdist_variants_are_not_judged_and_do_not_fail(
+    pytester: pytest.Pytester, replay, results
+) -> None:
+    """The reference may run on another worker, and every window holds other tests' energy."""
+    path = replay(traces.trace([0.0, 1.0], cycle=True, period=0.001))
+    pytester.makepyfile(
+        FAMILY.format(
+            variants=["fp32", "int8", "pruned"],
+            limits="max_energy_ratio=0.6",
+            quality={},
+            after="pass",
+        )
+    )
+    result = pytester.runpytest(
+        "--energy",
+        f"--energy-meter=replay:{path}",
+        "--energy-json=results.json",
+        "-n",
+        "2",
+        "-p",
+        "xdist",
+    )
+    result.assert_outcomes(passed=3)
+    variants = {t["nodeid"].split("[")[1][:-1]: t["variant"] for t in results()["tests"]}
+    assert variants["fp32"]["verdict"] == "reference"
+    for name in ("int8", "pruned"):
+        assert variants[name]["verdict"] == "not_gated"
+        assert (
+            variants[name]["line"]
+            == f"{name}: not judged: concurrent: tests ran in parallel (pytest-xdist)"
+        )

@@ -524,3 +524,22 @@ def test_corrupt_history_is_refused_before_tests_run(pytester: pytest.Pytester) 
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --energy-history: *"])
     assert (folder / "history.sqlite").read_text() == "not a database"
+
+
+def test_a_benchmark_too_noisy_to_gate_says_so_everywhere(
+    pytester: pytest.Pytester, replay, results
+) -> None:
+    save(pytester, replay)
+    wild = [10.0, 13.0, 8.0, 12.5, 9.0]  # CV ~20 %, over the 5 % limit
+    result = gated_run(
+        pytester, replay, wild, args=("--energy-compare", "--energy-markdown=summary.md")
+    )
+    assert result.ret == pytest.ExitCode.OK
+    v = verdict(results)
+    assert v["status"] == "not_gated"
+    assert v["reason"].startswith("unstable (CV ")
+    assert v["reason"].endswith("% over the limit)")
+    result.stdout.fnmatch_lines(["not gated: 1 x unstable (CV *% over the limit)"])
+    summary = (pytester.path / "summary.md").read_text()
+    assert summary.startswith("### ⚪ Energy not gated\\: 0 of 1 test gated (unstable (CV ")
+    assert "Not gated: 1 × unstable (CV " in summary

@@ -163,4 +163,4 @@ def test_a_failed_gate_without_test_regressions_still_errors() -> None:
     lines = github_annotations(replace(record, tests=tests, families=[]))
     kind, props, message = parse(lines[0])
     assert (kind, props) == ("error", {"title": "Energy check failed"})
-    assert message == "Energy check failed: suite total +4.0%"
+    assert message == "Energy check failed: suite total +4.0%; 5 of 8 tests gated"

@@ -174,7 +174,7 @@ def test_header_describes_machine_method_and_run(sample_page: tuple[str, Page]) 
     headline = page.find_all("h1")[0].text_content()
     assert (
         headline == "✗ Energy check failed: 2 regressions, 1 variant over its limits, "
-        "suite total +4.0%"
+        "suite total +4.0%; 5 of 8 tests gated"
     )
     assert "Measured" in page.find_all("p", class_="method method-measured")[0].text_content()
 
@@ -413,7 +413,10 @@ def test_modelled_runs_say_so_prominently() -> None:
     assert banner.text_content().startswith("These are estimates, not measurements.")
     badge = page.find_all("strong", class_="badge warn")[0]
     assert badge.text_content() == "Modelled"
-    assert page.find_all("h1")[0].text_content() == "– Energy not gated: no baseline"
+    assert (
+        page.find_all("h1")[0].text_content()
+        == "– Energy not gated: 0 of 8 tests gated (no baseline)"
+    )
     text = page.by_id("methodology").text_content()
     assert "Modelled figures cover this process's CPU time only" in text
     assert "No idle bracket was measured" in text
@@ -432,7 +435,10 @@ def test_empty_run_renders() -> None:
     record = replace(sample_record(), tests=[], families=[], gate=None)
     page = Page(render_html(record))
     assert descendants(descendants(page.by_id("tests"), "tbody")[0], "tr") == []
-    assert page.find_all("h1")[0].text_content() == "– Energy not gated: no baseline"
+    assert (
+        page.find_all("h1")[0].text_content()
+        == "– Energy not gated: 0 of 0 tests gated (no baseline)"
+    )
 
 
 def test_history_draws_a_sparkline_per_test() -> None:

@@ -28,6 +28,7 @@ from report_fixtures import (
     ungated_record,
 )
 
+from pytest_energy.record import Verdict
 from pytest_energy.report import format as fmt
 from pytest_energy.report.markdown import (
     COMMENT_MARKER,
@@ -121,12 +122,26 @@ def test_golden(name: str, render: object) -> None:
 def test_verdict_lines() -> None:
     assert summary_markdown(sample_record()).startswith(
         "### ❌ Energy check failed\\: 2 regressions, 1 variant over its limits, "
-        "suite total +4.0%\n"
+        "suite total +4.0%; 5 of 8 tests gated\n"
     )
     assert summary_markdown(passed_record()).startswith(
-        "### ✅ Energy check passed\\: no regressions in 5 gated tests (1 inconclusive)\n"
+        "### ✅ Energy check passed\\: no regressions; 5 of 8 tests gated (1 inconclusive)\n"
     )
-    assert summary_markdown(ungated_record()).startswith("### ⚪ Energy not gated\\: no baseline\n")
+    assert summary_markdown(ungated_record()).startswith(
+        "### ⚪ Energy not gated\\: 0 of 8 tests gated (no baseline)\n"
+    )
+
+
+def test_a_run_that_gated_nothing_never_reads_as_a_pass() -> None:
+    record = passed_record()
+    assert record.gate is not None
+    tests = [
+        replace(t, verdict=Verdict("not_gated", reason="unstable (CV 7.2% over the limit)"))
+        for t in record.tests
+    ]
+    text = summary_markdown(replace(record, tests=tests))
+    assert text.startswith("### ⚪ Energy not gated\\: 0 of 8 tests gated (unstable (CV 7.2%")
+    assert "Not gated: 8 × unstable (CV 7.2% over the limit)." in text
 
 
 def test_measured_and_modelled_statements() -> None:

@@ -439,6 +439,7 @@ def gate_line(record: RunRecord) -> str:
         f"margin {percent(g.margin)}",
         f"Holm alpha {g.alpha}",
         f"method {g.method}",
+        *([g.decision] if g.decision else []),
     ]
     suite = g.suite
     if suite.ratio is not None:

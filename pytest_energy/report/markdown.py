@@ -278,6 +278,12 @@ def _head(record: RunRecord, ov: Overview, marker: str | None) -> list[str]:
     if ov.unstable:
         reason = ov.unstable_reason or "round-to-round variation exceeded the configured limit"
         lines += ["> [!CAUTION]", f"> **Unstable session:** {_esc(reason, 400)}", ""]
+    if record.gate is not None and record.gate.decision:
+        lines += [f"Gate: {_esc(record.gate.decision, 400)}.", ""]
+    if record.gate is not None and ov.not_gated:
+        shown = "; ".join(f"{n} × {_esc(reason, 200)}" for reason, n in ov.not_gated[:3])
+        more = f"; {len(ov.not_gated) - 3} other reasons" if len(ov.not_gated) > 3 else ""
+        lines += [f"Not gated: {shown}{more}.", ""]
     if record.session.interrupted:
         lines += ["> [!CAUTION]", "> **Interrupted run:** some tests are missing.", ""]
     for notice in record.session.notices[:5]:

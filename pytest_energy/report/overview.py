@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pytest_energy.record import (
@@ -168,6 +168,8 @@ class Overview:
     headline: str
     unstable: bool
     unstable_reason: str
+    #: Why tests were not gated, most common first: (reason, tests).
+    not_gated: list[tuple[str, int]] = field(default_factory=list)
 
 
 def _ratio_key(test: TestResult) -> float:
@@ -210,10 +212,17 @@ def _headline(
     variant_failures: int,
     inconclusive: int,
 ) -> str:
+    share = f"{gated} of {_plural(len(record.tests), 'test')} gated"
     if state == "not_gated":
-        return f"Energy not gated: {_not_gated_reason(record)}"
+        return f"Energy not gated: {share} ({_not_gated_reason(record)})"
     if state == "passed":
-        text = f"Energy check passed: no regressions in {_plural(gated, 'gated test')}"
+        if regressions:
+            # An unstable session: the regressions stay within what the drift explains.
+            return (
+                f"Energy check not failed: {_plural(regressions, 'regression')} within the "
+                f"session's instability; {share}"
+            )
+        text = f"Energy check passed: no regressions; {share}"
         if inconclusive:
             text += f" ({inconclusive} inconclusive)"
         return text
@@ -227,7 +236,7 @@ def _headline(
     suite = _suite_regressed(record.gate) if record.gate is not None else ""
     if suite:
         reasons.append(suite)
-    return "Energy check failed" + (f": {', '.join(reasons)}" if reasons else "")
+    return "Energy check failed" + (f": {', '.join(reasons)}" if reasons else "") + f"; {share}"
 
 
 def overview(record: RunRecord) -> Overview:
@@ -281,4 +290,9 @@ def overview(record: RunRecord) -> Overview:
         ),
         unstable=unstable,
         unstable_reason=gate.unstable_reason if gate is not None else "",
+        not_gated=Counter(
+            t.verdict.reason
+            for t in tests
+            if t.verdict is not None and t.verdict.status == "not_gated"
+        ).most_common(),
     )

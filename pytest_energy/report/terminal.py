@@ -14,6 +14,7 @@ from typing import Protocol
 
 from pytest_energy.record import FLAGS, FamilyResult, GateSummary, RunRecord, TestResult
 from pytest_energy.report import format as fmt
+from pytest_energy.report.overview import overview
 
 #: Test ids are cut (keeping their end, where parametrize values are) to fit a line.
 ID_WIDTH = 70
@@ -154,6 +155,7 @@ def _regressions(writer: _Writer, record: RunRecord) -> None:
         + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items()))
     )
     _flagged_tests(writer, record)
+    _not_gated(writer, record)
     _suite_and_stability(writer, gate)
 
 
@@ -189,10 +191,18 @@ def _suite_and_stability(writer: _Writer, gate: GateSummary) -> None:
     ratio = fmt.ratio(suite.ratio, suite.ci_low, suite.ci_high)
     writer.write_line(f"suite total: {ratio} over {suite.tests} gated tests: {suite.status}")
     if gate.unstable:
-        writer.write_line(
-            f"session unstable: {gate.unstable_reason}; energy alone does not fail this build",
-            yellow=True,
-        )
+        writer.write_line(f"session unstable: {gate.unstable_reason}", yellow=True)
+    if gate.decision:
+        writer.write_line(f"gate: {gate.decision}", red=gate.failed)
+
+
+def _not_gated(writer: _Writer, record: RunRecord) -> None:
+    """Why tests were not gated, so a run that gated nothing never reads as a pass."""
+    reasons = overview(record).not_gated
+    for reason, count in reasons[:5]:
+        writer.write_line(f"not gated: {count} x {fmt.visible(reason)}")
+    if len(reasons) > 5:
+        writer.write_line(f"not gated: {len(reasons) - 5} other reasons (see the JSON results)")
 
 
 def _totals(writer: _Writer, record: RunRecord, json_path: Path | None) -> None:
