@@ -1,37 +1,37 @@
-"""Simulate CI runs through the energy gate: false alarms, power, rounds used.
+"""Simulate CI runs through the energy gate: false alarms, power, fresh processes used.
 
 Each simulated CI run gates 50 tests. Every test has its own energy per unit
-(log-uniform between 0.5 and 50 J) and lognormal round-to-round noise at a
-given CV, the same in the baseline session and in the current one. The
-baseline is made the way the plugin makes it: ``--baseline-rounds`` rounds,
-stored. The current run follows the full rule of ``pytest_energy.gate``:
-screen on 5 rounds, run the fresh confirmation rounds the screen asks for (at
-most 20 rounds in all), then ``evaluate``: Holm's correction over the 50 tests
-and the suite total at alpha = 1 %.
+(log-uniform between 0.5 and 50 J). Noise has three layers, as measured on
+shared VMs and GPUs (docs/gate.md):
 
-Scenarios, all from the same random draws (common random numbers):
+* round to round inside one process: lognormal with the level's CV;
+* process to process, per test: each process gives each test its own offset
+  (memory layout, hash seed), which more rounds cannot shrink;
+* process to process, shared: an offset a process gives all its tests alike
+  (a slower VM, the GPU's clocks).
 
-* clean: nothing regressed. "false alarms" is the share of runs in which the
-  build fails (any test or the suite).
-* one test +5 % and another test +10 %, the 48 others clean: "power" is the
-  share of runs in which that test is found to be a regression. A lone
-  regression among 50 is the hardest case for a multiplicity-corrected gate.
-* every test +7 % (every 4th run only): how often the build fails, how often
-  the suite check alone finds it, and the share of tests found one by one.
-  This is the suite check's job: small regressions everywhere.
+The gate runs as the plugin runs it: a baseline of 3 processes (the session and two
+fresh ones) of 5 rounds each; the current session's own process screens every test;
+a flagged test is measured again in 3 fresh processes and decided on those; then
+``evaluate``: the spread between processes pooled across tests, Holm over the 50
+tests and the suite total, alpha = 1 %.
 
-The naive rule is pytest-benchmark's style: one value per side (the first
-baseline round and the first current round), fail if the ratio exceeds +5 %.
+Scenarios, per run:
 
-Run: ``python benchmarks/gate_power.py`` (2,000 runs per noise level, under a
-minute per stored-baseline size on 2 idle cores). Without options it runs the
-plugin's default 5-round baseline and, while a target fails, larger stored
-baselines, and says which size the targets need; ``--baseline-rounds N``
-runs one size only. ``--worst-case --runs 1000`` checks the false-alarm
-guarantee itself: every test exactly at ``1 + margin`` with the threshold set
-to the margin, so that only the certainty test (screen, fresh confirmation,
-Holm) protects the build; the share of runs with any false regression must
-not exceed alpha.
+* clean: nothing regressed; "false alarms" is the share of runs in which the build
+  fails (any test or the suite);
+* one test +5 % and another +10 %, the 48 others clean: "power" is the share of runs
+  in which that test is a regression (a lone regression among 50 is the hardest case
+  for a multiplicity-corrected gate);
+* every test +7 % (every 4th run): how often the build fails, the suite check alone,
+  and the share of tests found one by one.
+
+``--worst-case`` checks the false-alarm guarantee at its boundary: every test exactly
+at ``1 + margin`` with the threshold set to the margin, so that only the certainty test
+(screen, fresh processes, Holm) protects the build; the share of runs with any false
+regression must not exceed alpha.
+
+Run: ``python benchmarks/gate_power.py`` (a few minutes on 2 idle cores).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 # Run from a checkout without installing: import the package next to this folder.
@@ -52,24 +52,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pytest_energy.config import defaults
 from pytest_energy.gate import GateInput, decide, evaluate, screen
 
-DEFAULT_ALPHA = defaults.ALPHA
-DEFAULT_MARGIN = defaults.MARGIN
-DEFAULT_MAX_ROUNDS = defaults.MAX_ROUNDS
-DEFAULT_THRESHOLD = defaults.THRESHOLD
-RECOMMENDED_BASELINE_ROUNDS = defaults.BASELINE_ROUNDS
 
-CVS = (0.01, 0.03, 0.05)
+@dataclass(frozen=True)
+class Noise:
+    """One noise level: round-to-round CV, per-test and shared per-process offsets (SDs)."""
+
+    cv: float
+    per_test: float
+    shared: float
+
+    def label(self) -> str:
+        return f"CV {self.cv:.0%}, offsets {self.per_test:.1%} + {self.shared:.1%} shared"
+
+
+LEVELS = (
+    Noise(0.01, 0.005, 0.0),
+    Noise(0.03, 0.02, 0.01),
+    Noise(0.05, 0.04, 0.02),
+)
+#: The old simulation's world: rounds i.i.d. around one level, no process offsets.
+IID = Noise(0.03, 0.0, 0.0)
+ROUNDS = defaults.ROUNDS
+PROCESSES = defaults.PROCESSES
+ALPHA = defaults.ALPHA
+THRESHOLD = defaults.THRESHOLD
+MARGIN = defaults.MARGIN
 SMALL_EFFECT = 0.05
 LARGE_EFFECT = 0.10
 BROAD_EFFECT = 0.07
-#: The every-test scenario runs on every 4th CI run: it costs another full gate.
 BROAD_EVERY = 4
-SCREEN_ROUNDS = 5
 NAIVE_LIMIT = 1.05
 TARGET_FALSE_ALARMS = 0.01
 TARGET_POWER = 0.90
-TARGET_POWER_CV = 0.03
-BASELINE_CHOICES = (5, 10, 15, 20)
+#: Power is checked at this level: CV 3 % with 2 % + 1 % process offsets.
+TARGET_LEVEL = LEVELS[1]
 
 
 @dataclass
@@ -79,16 +95,15 @@ class Tally:
     runs: int = 0
     clean_fail: int = 0  # no regression injected, the build failed anyway
     naive_clean_fail: int = 0
-    hit_small: int = 0  # the +5 % test was found to be a regression
+    hit_small: int = 0
     naive_hit_small: int = 0
-    hit_large: int = 0  # the +10 % test was found to be a regression
+    hit_large: int = 0
     naive_hit_large: int = 0
-    rounds_clean: int = 0  # current rounds of all tests in the clean run
-    rounds_large: int = 0  # current rounds of the +10 % test
-    broad_runs: int = 0  # runs that also simulated a regression of every test
+    fresh_clean: int = 0  # tests of the clean run that were measured in fresh processes
+    broad_runs: int = 0
     broad_fail: int = 0
-    broad_suite: int = 0  # ... where the suite check itself said regression
-    broad_tests_hit: int = 0  # ... tests individually found
+    broad_suite: int = 0
+    broad_tests_hit: int = 0
 
     def add(self, other: Tally) -> Tally:
         return Tally(
@@ -98,164 +113,196 @@ class Tally:
 
 @dataclass(frozen=True)
 class Job:
-    cv: float
+    noise: Noise
     runs: int
     tests: int
-    baseline_rounds: int
     seed: int
 
 
-def simulate(job: Job) -> Tally:
-    """``job.runs`` CI runs at one noise level."""
-    rng = random.Random(job.seed)
-    sigma = math.sqrt(math.log(1.0 + job.cv**2))  # lognormal with this CV
-    tally = Tally()
-    for run in range(job.runs):
-        tally = tally.add(_one_run(rng, sigma, job, broad=run % BROAD_EVERY == 0))
-    return tally
+class World:
+    """The machine of one CI run: each process's shared offset, drawn once."""
+
+    def __init__(self, rng: random.Random, noise: Noise) -> None:
+        self.rng = rng
+        self.noise = noise
+        self.sigma = math.sqrt(math.log(1.0 + noise.cv**2))  # lognormal with this CV
+        self._shared: dict[str, list[float]] = {}
+
+    def shared(self, side: str, count: int) -> list[float]:
+        if side not in self._shared:
+            self._shared[side] = [self.rng.gauss(0.0, self.noise.shared) for _ in range(count)]
+        return self._shared[side]
+
+    def processes(self, level: float, side: str, count: int) -> list[list[float]]:
+        """``count`` processes of ``ROUNDS`` rounds of one test at ``level``."""
+        out = []
+        for offset in self.shared(side, count):
+            own = offset + self.rng.gauss(0.0, self.noise.per_test)
+            out.append(
+                [level * math.exp(own + self.sigma * self.rng.gauss(0.0, 1.0)) for _ in range(ROUNDS)]
+            )
+        return out
 
 
-def _one_run(rng: random.Random, sigma: float, job: Job, *, broad: bool) -> Tally:
-    levels = [math.exp(rng.uniform(math.log(0.5), math.log(50.0))) for _ in range(job.tests)]
-    baselines = [
-        [level * math.exp(sigma * rng.gauss(0.0, 1.0)) for _ in range(job.baseline_rounds)]
-        for level in levels
+def gate_run(
+    world: World,
+    levels: Sequence[float],
+    baselines: Sequence[list[list[float]]],
+    factors: Sequence[float],
+    *,
+    threshold: float = THRESHOLD,
+    margin: float = MARGIN,
+) -> tuple[list[GateInput], int]:
+    """Screen on this session's process, confirm flagged tests in fresh processes."""
+    tests = [
+        GateInput(f"t{i}", baselines[i], world.processes(levels[i] * factors[i], "screen", 1))
+        for i in range(len(levels))
     ]
-    # One stream of noise per test, reused for every scenario (common random numbers).
-    noise = [[rng.gauss(0.0, 1.0) for _ in range(DEFAULT_MAX_ROUNDS)] for _ in levels]
+    results = screen(tests, alpha=ALPHA, threshold=threshold, margin=margin)
+    fresh = 0
+    for i, result in enumerate(results):
+        if result.flagged:
+            confirmation = world.processes(levels[i] * factors[i], "confirm", PROCESSES)
+            tests[i] = replace(tests[i], confirmation=confirmation)
+            fresh += 1
+    return tests, fresh
 
-    def gated(index: int, factor: float) -> GateInput:
-        """Screen the test, run the confirmation rounds it asks for, as the plugin does."""
-        current = [levels[index] * factor * math.exp(sigma * z) for z in noise[index]]
-        first = GateInput(f"t{index}", baselines[index], current[:SCREEN_ROUNDS])
-        extra = screen(first, family_size=job.tests).extra_rounds
-        confirmation = current[SCREEN_ROUNDS : SCREEN_ROUNDS + extra]
-        return GateInput(f"t{index}", baselines[index], first.current, confirmation=confirmation)
+
+def _one_run(rng: random.Random, job: Job, *, broad: bool) -> Tally:
+    world = World(rng, job.noise)
+    levels = [math.exp(rng.uniform(math.log(0.5), math.log(50.0))) for _ in range(job.tests)]
+    baselines = [world.processes(level, "baseline", PROCESSES) for level in levels]
 
     def naive(test: GateInput) -> bool:
-        return test.current[0] / test.baseline[0] > NAIVE_LIMIT
+        return test.current[0][0] / test.baseline[0][0] > NAIVE_LIMIT
 
-    clean = [gated(i, 1.0) for i in range(job.tests)]
-    clean_outcome = evaluate(clean, alpha=DEFAULT_ALPHA, threshold=DEFAULT_THRESHOLD)
-    small, large = gated(0, 1.0 + SMALL_EFFECT), gated(1, 1.0 + LARGE_EFFECT)
-    regressed = evaluate(
-        [small, large, *clean[2:]], alpha=DEFAULT_ALPHA, threshold=DEFAULT_THRESHOLD
-    )
+    clean, fresh = gate_run(world, levels, baselines, [1.0] * job.tests)
+    clean_outcome = evaluate(clean, alpha=ALPHA, threshold=THRESHOLD)
+    factors = [1.0 + SMALL_EFFECT, 1.0 + LARGE_EFFECT] + [1.0] * (job.tests - 2)
+    regressed, _ = gate_run(World(rng, job.noise), levels, baselines, factors)
+    outcome = evaluate(regressed, alpha=ALPHA, threshold=THRESHOLD)
     tally = Tally(
         runs=1,
         clean_fail=int(clean_outcome.failed),
         naive_clean_fail=int(any(naive(t) for t in clean)),
-        hit_small=int(regressed.verdicts[0].status == "regression"),
-        naive_hit_small=int(naive(small)),
-        hit_large=int(regressed.verdicts[1].status == "regression"),
-        naive_hit_large=int(naive(large)),
-        rounds_clean=sum(len(t.current) + len(t.confirmation) for t in clean),
-        rounds_large=len(large.current) + len(large.confirmation),
+        hit_small=int(outcome.verdicts[0].status == "regression"),
+        naive_hit_small=int(naive(regressed[0])),
+        hit_large=int(outcome.verdicts[1].status == "regression"),
+        naive_hit_large=int(naive(regressed[1])),
+        fresh_clean=fresh,
     )
     if broad:
-        everything = [gated(i, 1.0 + BROAD_EFFECT) for i in range(job.tests)]
-        outcome = evaluate(everything, alpha=DEFAULT_ALPHA, threshold=DEFAULT_THRESHOLD)
+        everything, _ = gate_run(
+            World(rng, job.noise), levels, baselines, [1.0 + BROAD_EFFECT] * job.tests
+        )
+        broad_outcome = evaluate(everything, alpha=ALPHA, threshold=THRESHOLD)
         tally.broad_runs = 1
-        tally.broad_fail = int(outcome.failed)
-        tally.broad_suite = int(outcome.suite.status == "regression")
-        tally.broad_tests_hit = sum(v.status == "regression" for v in outcome.verdicts)
+        tally.broad_fail = int(broad_outcome.failed)
+        tally.broad_suite = int(broad_outcome.suite.status == "regression")
+        tally.broad_tests_hit = sum(v.status == "regression" for v in broad_outcome.verdicts)
+    return tally
+
+
+def simulate(job: Job) -> Tally:
+    rng = random.Random(job.seed)
+    tally = Tally()
+    for run in range(job.runs):
+        tally = tally.add(_one_run(rng, job, broad=run % BROAD_EVERY == 0))
     return tally
 
 
 def simulate_worst_case(job: Job) -> int:
-    """Runs with a false regression when every test sits exactly on ``1 + margin``.
-
-    The threshold is set to the margin, so materiality adds no protection and
-    only the certainty test (screen, fresh confirmation, Holm) stands between
-    a test and the build failure: the family-wise guarantee at its boundary.
-    """
+    """Runs with a false regression when every test sits exactly on ``1 + margin``."""
     rng = random.Random(job.seed)
-    sigma = math.sqrt(math.log(1.0 + job.cv**2))
-    limit = DEFAULT_MARGIN
     failures = 0
     for _ in range(job.runs):
-        tests = []
-        for index in range(job.tests):
-            baseline = [math.exp(sigma * rng.gauss(0.0, 1.0)) for _ in range(job.baseline_rounds)]
-            current = [
-                (1.0 + DEFAULT_MARGIN) * math.exp(sigma * rng.gauss(0.0, 1.0))
-                for _ in range(DEFAULT_MAX_ROUNDS)
-            ]
-            first = GateInput(f"t{index}", baseline, current[:SCREEN_ROUNDS])
-            extra = screen(first, family_size=job.tests, threshold=limit, margin=limit).extra_rounds
-            confirmation = current[SCREEN_ROUNDS : SCREEN_ROUNDS + extra]
-            tests.append(GateInput(f"t{index}", baseline, first.current, confirmation))
-        verdicts = decide(tests, alpha=DEFAULT_ALPHA, threshold=limit, margin=limit)
+        world = World(rng, job.noise)
+        baselines = [world.processes(1.0, "baseline", PROCESSES) for _ in range(job.tests)]
+        tests, _ = gate_run(
+            world,
+            [1.0] * job.tests,
+            baselines,
+            [1.0 + MARGIN] * job.tests,
+            threshold=MARGIN,
+            margin=MARGIN,
+        )
+        verdicts = decide(tests, alpha=ALPHA, threshold=MARGIN, margin=MARGIN)
         failures += any(v.status == "regression" for v in verdicts)
     return failures
 
 
-def _jobs(args: argparse.Namespace, baseline_rounds: int) -> list[Job]:
+def _jobs(args: argparse.Namespace, levels: Sequence[Noise]) -> list[Job]:
     chunks = max(1, args.processes * 4)
     jobs = []
-    for k, cv in enumerate(CVS):
-        per_chunk = [
-            args.runs // chunks + (1 if c < args.runs % chunks else 0) for c in range(chunks)
-        ]
-        for c, count in enumerate(per_chunk):
-            seed = args.seed * 1_000_003 + baseline_rounds * 10_007 + k * 101 + c
-            jobs.append(Job(cv, count, args.tests, baseline_rounds, seed))
+    for k, noise in enumerate(levels):
+        for c in range(chunks):
+            count = args.runs // chunks + (1 if c < args.runs % chunks else 0)
+            jobs.append(Job(noise, count, args.tests, args.seed * 1_000_003 + k * 101 + c))
     return jobs
 
 
-def worst_case(args: argparse.Namespace, baseline_rounds: int) -> bool:
-    jobs = _jobs(args, baseline_rounds)
+def run_all(args: argparse.Namespace, levels: Sequence[Noise]) -> dict[Noise, Tally]:
+    jobs = _jobs(args, levels)
+    with ProcessPoolExecutor(max_workers=args.processes) as pool:
+        results = list(pool.map(simulate, jobs))
+    totals = {noise: Tally() for noise in levels}
+    for job, tally in zip(jobs, results, strict=True):
+        totals[job.noise] = totals[job.noise].add(tally)
+    return totals
+
+
+def worst_case(args: argparse.Namespace) -> bool:
+    jobs = _jobs(args, LEVELS)
     with ProcessPoolExecutor(max_workers=args.processes) as pool:
         failures = list(pool.map(simulate_worst_case, jobs))
     print(
-        f"\n== worst case: all {args.tests} tests exactly at +{100 * DEFAULT_MARGIN:g}% "
-        f"(threshold = margin), {args.runs} runs per CV, stored baseline of "
-        f"{baseline_rounds} rounds =="
+        f"\n== worst case: all {args.tests} tests exactly at +{MARGIN:.0%} (threshold = margin), "
+        f"{args.runs} runs per noise level =="
     )
     ok = True
-    for cv in CVS:
-        count = sum(f for job, f in zip(jobs, failures, strict=True) if job.cv == cv)
+    for noise in LEVELS:
+        count = sum(f for job, f in zip(jobs, failures, strict=True) if job.noise == noise)
         rate = count / args.runs
         # Pass unless the rate is above alpha beyond Monte Carlo error (2 standard errors).
-        error = 2.0 * math.sqrt(DEFAULT_ALPHA * (1.0 - DEFAULT_ALPHA) / args.runs)
-        good = rate <= DEFAULT_ALPHA + error
+        error = 2.0 * math.sqrt(ALPHA * (1.0 - ALPHA) / args.runs)
+        good = rate <= ALPHA + error
         ok &= good
         print(
-            f"{'PASS' if good else 'FAIL'}  CV {100 * cv:g}%: a false regression in "
-            f"{100 * rate:.2f}% of runs (alpha {100 * DEFAULT_ALPHA:g}%, "
-            f"+-{100 * error:.2f}% simulation error)"
+            f"{'PASS' if good else 'FAIL'}  {noise.label()}: a false regression in "
+            f"{rate:.2%} of runs (alpha {ALPHA:.0%}, +-{error:.2%} simulation error)"
         )
     return ok
 
 
-def run_all(args: argparse.Namespace, baseline_rounds: int) -> dict[float, Tally]:
-    jobs = _jobs(args, baseline_rounds)
-    with ProcessPoolExecutor(max_workers=args.processes) as pool:
-        results = list(pool.map(simulate, jobs))
-    totals = {cv: Tally() for cv in CVS}
-    for job, tally in zip(jobs, results, strict=True):
-        totals[job.cv] = totals[job.cv].add(tally)
-    return totals
+HEADERS = [
+    "noise",
+    "false alarms/run",
+    "(naive)",
+    f"power +{SMALL_EFFECT:.0%}",
+    "(naive)",
+    f"power +{LARGE_EFFECT:.0%}",
+    "(naive)",
+    "fresh processes/run, clean",
+    f"all +{BROAD_EFFECT:.0%}: build fails",
+    "suite finds",
+    "tests found",
+]
 
 
-# --- reporting ---------------------------------------------------------------------------------
-
-
-def rows(totals: dict[float, Tally], tests: int) -> list[list[str]]:
+def rows(totals: dict[Noise, Tally], tests: int) -> list[list[str]]:
     table = []
-    for cv, t in totals.items():
+    for noise, t in totals.items():
         n = t.runs
         table.append(
             [
-                f"{100 * cv:g}%",
+                noise.label(),
                 _pct(t.clean_fail, n),
                 _pct(t.naive_clean_fail, n),
                 _pct(t.hit_small, n),
                 _pct(t.naive_hit_small, n),
                 _pct(t.hit_large, n),
                 _pct(t.naive_hit_large, n),
-                f"{t.rounds_clean / (n * tests):.1f}",
-                f"{t.rounds_large / n:.1f}",
+                f"{t.fresh_clean / n:.2f} tests x {PROCESSES}",
                 _pct(t.broad_fail, t.broad_runs),
                 _pct(t.broad_suite, t.broad_runs),
                 _pct(t.broad_tests_hit, t.broad_runs * tests),
@@ -264,24 +311,8 @@ def rows(totals: dict[float, Tally], tests: int) -> list[list[str]]:
     return table
 
 
-HEADERS = [
-    "CV",
-    "false alarms/run",
-    "(naive)",
-    f"power +{100 * SMALL_EFFECT:g}%",
-    "(naive)",
-    f"power +{100 * LARGE_EFFECT:g}%",
-    "(naive)",
-    "rounds/test, clean run",
-    f"rounds, +{100 * LARGE_EFFECT:g}% test",
-    f"all +{100 * BROAD_EFFECT:g}%: build fails",
-    "suite finds",
-    "tests found",
-]
-
-
 def _pct(count: int, total: int) -> str:
-    return f"{100.0 * count / total:.1f}%"
+    return f"{100.0 * count / total:.1f}%" if total else "-"
 
 
 def print_table(table: list[list[str]]) -> None:
@@ -298,57 +329,34 @@ def print_markdown(table: list[list[str]]) -> None:
         print("| " + " | ".join(row) + " |")
 
 
-def check_targets(totals: dict[float, Tally]) -> tuple[bool, list[str]]:
+def check_targets(totals: dict[Noise, Tally]) -> tuple[bool, list[str]]:
     lines, ok = [], True
-    for cv, t in totals.items():
+    for noise, t in totals.items():
         rate = t.clean_fail / t.runs
         good = rate <= TARGET_FALSE_ALARMS
         ok &= good
         lines.append(
-            f"{'PASS' if good else 'FAIL'}  false alarms at CV {100 * cv:g}%: "
-            f"{100 * rate:.2f}% per run (target <= {100 * TARGET_FALSE_ALARMS:g}%)"
+            f"{'PASS' if good else 'FAIL'}  false alarms, {noise.label()}: {rate:.2%} per run "
+            f"(target <= {TARGET_FALSE_ALARMS:.0%})"
         )
-    t = totals[TARGET_POWER_CV]
-    power = t.hit_large / t.runs
-    good = power >= TARGET_POWER
-    ok &= good
-    lines.append(
-        f"{'PASS' if good else 'FAIL'}  power for +{100 * LARGE_EFFECT:g}% at CV "
-        f"{100 * TARGET_POWER_CV:g}% within {DEFAULT_MAX_ROUNDS} rounds: {100 * power:.1f}% "
-        f"(target >= {100 * TARGET_POWER:g}%)"
-    )
+    if TARGET_LEVEL in totals:
+        t = totals[TARGET_LEVEL]
+        power = t.hit_large / t.runs
+        good = power >= TARGET_POWER
+        ok &= good
+        lines.append(
+            f"{'PASS' if good else 'FAIL'}  power for +{LARGE_EFFECT:.0%}, "
+            f"{TARGET_LEVEL.label()}: {power:.1%} (target >= {TARGET_POWER:.0%})"
+        )
     return ok, lines
-
-
-def report(args: argparse.Namespace, baseline_rounds: int) -> bool:
-    started = time.perf_counter()
-    totals = run_all(args, baseline_rounds)
-    elapsed = time.perf_counter() - started
-    print(
-        f"\n== stored baseline of {baseline_rounds} rounds; {args.runs} CI runs of {args.tests} "
-        f"gated tests per CV; {elapsed:.0f} s =="
-    )
-    table = rows(totals, args.tests)
-    print_table(table)
-    ok, lines = check_targets(totals)
-    print("\n".join(lines))
-    print("\nMarkdown:\n")
-    print_markdown(table)
-    return ok
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=2000, help="CI runs per noise level")
+    parser.add_argument("--runs", type=int, default=1000, help="CI runs per noise level")
     parser.add_argument("--tests", type=int, default=50, help="gated tests per CI run")
-    parser.add_argument("--seed", type=int, default=20240611)
+    parser.add_argument("--seed", type=int, default=20261204)
     parser.add_argument("--processes", type=int, default=2)
-    parser.add_argument(
-        "--baseline-rounds",
-        type=int,
-        default=None,
-        help="rounds stored in the baseline (default: 5, then more if a target fails)",
-    )
     parser.add_argument(
         "--worst-case",
         action="store_true",
@@ -356,24 +364,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.worst_case:
-        return 0 if worst_case(args, args.baseline_rounds or RECOMMENDED_BASELINE_ROUNDS) else 1
+        return 0 if worst_case(args) else 1
     print(
-        f"gate: screen {SCREEN_ROUNDS} rounds, confirm up to {DEFAULT_MAX_ROUNDS} in all, "
-        f"Holm at alpha {DEFAULT_ALPHA:g}, threshold {100 * DEFAULT_THRESHOLD:g}%; "
-        f"naive: 1 value per side, fail above +{100 * (NAIVE_LIMIT - 1):g}%"
+        f"gate: baseline {PROCESSES} processes x {ROUNDS} rounds; screen on this session's "
+        f"process, flagged tests confirmed in {PROCESSES} fresh ones; Holm at alpha {ALPHA:g}, "
+        f"threshold {THRESHOLD:.0%}; naive: first round per side, fail above "
+        f"+{NAIVE_LIMIT - 1:.0%}"
     )
-    if args.baseline_rounds is not None:
-        return 0 if report(args, args.baseline_rounds) else 1
-    for baseline_rounds in BASELINE_CHOICES:
-        if report(args, baseline_rounds):
-            if baseline_rounds != BASELINE_CHOICES[0]:
-                print(
-                    f"\nThe targets need a stored baseline of {baseline_rounds} rounds; "
-                    f"{BASELINE_CHOICES[0]} is not enough."
-                )
-            return 0
-    print("\nNo stored baseline size tried meets every target.")
-    return 1
+    started = time.perf_counter()
+    totals = run_all(args, [*LEVELS, IID])
+    print(f"\n== {args.runs} CI runs of {args.tests} gated tests per level; "
+          f"{time.perf_counter() - started:.0f} s ==")
+    table = rows(totals, args.tests)
+    print_table(table)
+    ok, lines = check_targets(totals)
+    print("\n".join(lines))
+    print("\nMarkdown:\n")
+    print_markdown(table)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -151,27 +151,30 @@ def run(python: Path, project: Path, flag: str, planted: float, name: str) -> di
 
 
 def summarize(rows: list[dict[str, Any]], planted: float) -> str:
+    """One condition's counts: the build, the unchanged benchmarks' verdicts, the planted one."""
     runs = [r for r in rows if r["planted"] == planted and "verdicts" in r]
-    others = [
-        v
-        for r in runs
-        for test, v in r["verdicts"].items()
-        if planted == 0 or test != "test_windowed"
-    ]
-    planted_verdicts = [r["verdicts"].get("test_windowed", [None])[0] for r in runs]
-    statuses = Counter(v[0] for v in others)
-    failed = sum(r["exit"] == 1 for r in runs)
+
+    def unchanged(row: dict[str, Any]) -> list[str]:
+        return [
+            status
+            for test, (status, _) in row["verdicts"].items()
+            if planted == 0 or test != "test_windowed"
+        ]
+
+    statuses = Counter(s for r in runs for s in unchanged(r))
+    false_regressions = sum("regression" in unchanged(r) for r in runs)
+    false_improvements = sum("improvement" in unchanged(r) for r in runs)
     line = (
-        f"planted +{planted:.0%}: {len(runs)} runs, {failed} failed the build; "
-        f"verdicts of unchanged benchmarks: {dict(statuses)}; "
-        f"runs with a false regression {sum(any(v[0] == 'regression' for t, v in r['verdicts'].items() if planted == 0 or t != 'test_windowed') for r in runs)}, "
-        f"with a false improvement {sum(any(v[0] == 'improvement' for t, v in r['verdicts'].items() if planted == 0 or t != 'test_windowed') for r in runs)}; "
-        f"unstable sessions {sum(bool(r['unstable']) for r in runs)}; "
-        f"runs that started fresh processes {sum(r['fresh_processes'] > 0 for r in runs)}; "
-        f"wall {statistics.median(r['wall_s'] for r in runs):.1f} s median per run"
+        f"planted +{planted:.0%}: {len(runs)} runs, {sum(r['exit'] == 1 for r in runs)} failed "
+        f"the build; unchanged benchmarks' verdicts {dict(statuses)}; runs with a false "
+        f"regression {false_regressions}, with a false improvement {false_improvements}; "
+        f"unstable sessions {sum(bool(r['unstable']) for r in runs)}; runs that started fresh "
+        f"processes {sum(r['fresh_processes'] > 0 for r in runs)}; wall "
+        f"{statistics.median(r['wall_s'] for r in runs):.1f} s median per run"
     )
     if planted:
-        line += f"; planted benchmark: {dict(Counter(planted_verdicts))}"
+        planted_verdicts = Counter(r["verdicts"].get("test_windowed", [None])[0] for r in runs)
+        line += f"; the planted benchmark: {dict(planted_verdicts)}"
     return line
 
 

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the record factory shared with the tests
 
-from report_fixtures import scale_history, scale_record  # noqa: E402
+from records import scale_history, scale_record  # noqa: E402
 
 from pytest_energy.record import load  # noqa: E402
 from pytest_energy.report.annotations import github_annotations  # noqa: E402

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from report_fixtures import sample_record, scale_history
+from records import sample_record, scale_history
 
 from pytest_energy import __version__, cli
 from pytest_energy.report.annotations import github_annotations

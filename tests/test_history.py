@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_fixtures import run_record, sample_benchmark, window_test
+from records import run_record, sample_benchmark, window_test
 
 from pytest_energy.record import (
     RunRecord,

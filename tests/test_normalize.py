@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import report_fixtures as records
-from report_fixtures import sample_benchmark
+import records
+from records import sample_benchmark
 
 from pytest_energy.config.settings import Settings
 from pytest_energy.gate.baseline import from_results

@@ -38,3 +38,12 @@ def test_main_command_runs_the_examples_with_reports() -> None:
 def test_ci_fails_on_an_empty_test_run() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert '[ "$status" -eq 5 ]' in ci
+
+
+def test_ci_runs_the_gate_demo_and_insists_it_fails() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    for line in _command("gate-demo").splitlines():
+        assert line in ci, f"{line!r} of the README's gate demo is not in .ci/run"
+    assert '[ "$status" -ne 1 ]' in "\n".join(ci)
+    planted = (ROOT / "examples" / "test_digits_variants.py").read_text(encoding="utf-8")
+    assert "ENERGY_EXAMPLES_EXTRA_WORK" in planted

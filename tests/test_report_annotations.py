@@ -10,7 +10,7 @@ import re
 from dataclasses import replace
 
 import pytest
-from report_fixtures import HOSTILE_IDS, hostile_record, sample_record, scale_record
+from records import HOSTILE_IDS, hostile_record, sample_record, scale_record
 from test_report_markdown import check_golden
 
 from pytest_energy.report import format as fmt

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_fixtures import hostile_record, sample_record, scale_history, scale_record
+from records import hostile_record, sample_record, scale_history, scale_record
 
 from pytest_energy.report.html import render_html
 

@@ -8,7 +8,7 @@ import json
 from dataclasses import replace
 
 import pytest
-from report_fixtures import HOSTILE_IDS, hostile_record, plain_test, sample_record
+from records import HOSTILE_IDS, hostile_record, plain_test, sample_record
 
 from pytest_energy.report.export import CSV_COLUMNS, csv_text, export, github_action_benchmark
 

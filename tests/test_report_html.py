@@ -16,7 +16,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from report_fixtures import (
+from records import (
     HOSTILE_IDS,
     hostile_record,
     passed_record,

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from report_fixtures import (
+from records import (
     HOSTILE_IDS,
     hostile_record,
     passed_record,

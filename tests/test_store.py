@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_fixtures import GPU, run_record, sample_benchmark, window_test
+from records import GPU, run_record, sample_benchmark, window_test
 
 from pytest_energy.record import (
     Quality,

@@ -88,7 +88,9 @@ def _benchmarks(writer: _Writer, record: RunRecord) -> None:
         cv = f"{spread.cv:.1%}" if math.isfinite(spread.cv) else fmt.DASH
         cv += "*" if b.normalized else ""
         method = test.measurement.method if test.measurement else record.session.method
-        shape = f"{len([r for r in b.rounds if r.role != 'reference'])}x{b.calls_per_round}"
+        own = [r for r in b.rounds if r.role != "reference" and r.process == 0]
+        processes = len({r.process for r in b.rounds if r.role != "reference"})
+        shape = f"{len(own)}x{b.calls_per_round}" + (f" x{processes}p" if processes > 1 else "")
         rows.append([per_unit, interval, cv, shape, method, _flags(test), _test_id(test)])
     _table(writer, ["J/unit", "95% CI", "cv", "rounds", "method", "flags", "test"], rows)
     if any(t.benchmark is not None and t.benchmark.normalized for t in benched):
@@ -217,7 +219,9 @@ def _totals(writer: _Writer, record: RunRecord, json_path: Path | None) -> None:
     if session.idle is not None and totals.net_joules is not None:
         line += (
             f"; {fmt.energy(totals.net_joules)} above idle "
-            f"({fmt.power(session.idle.total_watts)} idle)"
+            f"({fmt.power(session.idle.total_watts)} idle"
+            + (" after the tests, in their CUDA context" if session.idle.phase == "after" else "")
+            + ")"
         )
     writer.write_line(line)
     _carbon(writer, record)

@@ -1,11 +1,13 @@
-"""Run records for the report tests, built in code so every field is deliberate.
+"""The tests' one builder of run records, in code so every field is deliberate.
 
-``sample_record()`` is the golden-file record: a measured GPU run whose gate
-failed, with each verdict, flags, benchmarks with rounds, a model family and
-carbon figures. ``hostile_record()`` puts attacker-chosen strings everywhere a
-pull request can put them (test ids, parametrize values, family and variant
-names, metadata). ``scale_record(n)`` is a large deterministic run for sizes
-and timings.
+For reports: ``sample_record()`` is the golden-file record, a measured GPU run whose
+gate failed, with each verdict, flags, benchmarks with rounds, a model family and
+carbon figures; ``hostile_record()`` puts attacker-chosen strings everywhere a pull
+request can put them (test ids, parametrize values, family and variant names,
+metadata); ``scale_record(n)`` is a large deterministic run for sizes and timings.
+
+For storage and the gate: ``window_test``, ``sample_benchmark`` and ``run_record`` build
+records whose every number the test chose (exact J per unit, processes, calibration).
 """
 
 from __future__ import annotations
