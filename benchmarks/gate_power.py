@@ -67,13 +67,16 @@ class Noise:
 
 LEVELS = (
     Noise(0.01, 0.005, 0.0),
+    Noise(0.03, 0.01, 0.005),
     Noise(0.03, 0.02, 0.01),
     Noise(0.05, 0.04, 0.02),
 )
 #: The old simulation's world: rounds i.i.d. around one level, no process offsets.
 IID = Noise(0.03, 0.0, 0.0)
 ROUNDS = defaults.ROUNDS
-PROCESSES = defaults.PROCESSES
+PROCESSES = (
+    defaults.PROCESSES
+)  # baseline processes, and fresh ones per flagged test; --gate-processes
 ALPHA = defaults.ALPHA
 THRESHOLD = defaults.THRESHOLD
 MARGIN = defaults.MARGIN
@@ -84,7 +87,8 @@ BROAD_EVERY = 4
 NAIVE_LIMIT = 1.05
 TARGET_FALSE_ALARMS = 0.01
 TARGET_POWER = 0.90
-#: Power is checked at this level: CV 3 % with 2 % + 1 % process offsets.
+#: Power is checked at CV 3 % with 1 % + 0.5 % process offsets. The stronger levels
+#: (2 % and 4 % offsets, like a busy shared VM) show what more processes buy.
 TARGET_LEVEL = LEVELS[1]
 
 
@@ -139,7 +143,10 @@ class World:
         for offset in self.shared(side, count):
             own = offset + self.rng.gauss(0.0, self.noise.per_test)
             out.append(
-                [level * math.exp(own + self.sigma * self.rng.gauss(0.0, 1.0)) for _ in range(ROUNDS)]
+                [
+                    level * math.exp(own + self.sigma * self.rng.gauss(0.0, 1.0))
+                    for _ in range(ROUNDS)
+                ]
             )
         return out
 
@@ -358,11 +365,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261204)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument(
+        "--gate-processes",
+        type=int,
+        default=defaults.PROCESSES,
+        help="processes per baseline and fresh processes per flagged test (--energy-processes)",
+    )
+    parser.add_argument(
         "--worst-case",
         action="store_true",
         help="instead, check the false-alarm guarantee with every test on the margin",
     )
     args = parser.parse_args(argv)
+    global PROCESSES
+    PROCESSES = args.gate_processes
     if args.worst_case:
         return 0 if worst_case(args) else 1
     print(
@@ -373,8 +388,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     started = time.perf_counter()
     totals = run_all(args, [*LEVELS, IID])
-    print(f"\n== {args.runs} CI runs of {args.tests} gated tests per level; "
-          f"{time.perf_counter() - started:.0f} s ==")
+    print(
+        f"\n== {args.runs} CI runs of {args.tests} gated tests per level; "
+        f"{time.perf_counter() - started:.0f} s =="
+    )
     table = rows(totals, args.tests)
     print_table(table)
     ok, lines = check_targets(totals)

@@ -224,10 +224,13 @@ def test_new_test_has_no_baseline(pytester: pytest.Pytester, replay, results) ->
 
 
 def drifting_run(pytester, replay, level: float, *args: str):
-    """A CPU-package meter whose drift check reads 1 J per call at the start and 1.1 J at
-    the end (+10 %), around a benchmark at ``level`` x the baseline's."""
+    """A CPU-package meter whose drift check reads about 1 J per window at the start and
+    1.1 J at the end (+10 %), around a benchmark at ``level`` x the baseline's."""
     now = scaled(QUIET, level)
-    session = traces.script("edge", 1.0, 1.0, 1.0, *now, "edge", 1.1, 1.1, 1.1, meter="rapl")
+    # Five drift windows each side, with a little noise, so a +10 % shift is significant.
+    start = (1.0, 1.01, 0.99, 1.005, 0.995)
+    end = tuple(1.1 * joules for joules in start)
+    session = traces.script("edge", *start, *now, "edge", *end, meter="rapl")
     replay(session, "drift-0.json")
     for index, offset in enumerate(OFFSETS, start=1):
         fresh = traces.script("edge", *scaled(now, offset), "edge", meter="rapl")
