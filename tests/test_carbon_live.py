@@ -164,16 +164,15 @@ def test_timeout_falls_back_within_the_bound_and_gives_up(api: FakeApi) -> None:
     started = time.monotonic()
     choice, message = apply_live_intensity(table, provider)
     elapsed = time.monotonic() - started
-    assert elapsed < 0.3 + 2.5  # generous: a loaded CI machine may be slow to switch threads
+    # Not a speed check: it only tells "gave up near 0.3 s" from "waited out the 10-s server".
+    assert elapsed < api.delay / 2
     assert choice == table
     assert message == (
         "live carbon intensity from electricitymaps unavailable (no answer within 0.3 s); "
         "using 415.65 g/kWh, KOR, Ember 2024 (lifecycle)"
     )
-    # Given up for the process: no second delay, no second request.
-    started = time.monotonic()
+    # Given up for the process: no second request (so no second wait).
     assert provider.intensity("FRA") is None
-    assert time.monotonic() - started < 0.2
     assert len(api.requests) == 1
 
 
