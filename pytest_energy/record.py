@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pytest_energy.record_json import ResultsError, from_plain, to_plain
+from pytest_energy.record_json import ResultsError, from_plain, read_results_data, to_plain
 from pytest_energy.record_verdicts import (
     BudgetNote,
     FamilyResult,
@@ -469,21 +469,12 @@ class RunRecord:
 
 
 def load(path: Path) -> RunRecord:
-    """Read a results file, with one-line errors for every way it can be bad."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ResultsError(f"results file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"cannot read results file {path}: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"results file {path} is not valid JSON ({exc})") from None
-    except RecursionError:
-        raise ResultsError(f"results file {path} is nested too deeply to be results") from None
-    if not isinstance(data, dict):
-        raise ResultsError(f"results file {path} must hold a JSON object")
+    """Read a results file, with one-line errors for every way it can be bad.
+
+    The file is untrusted (a CI artifact, a pull request's upload): it is parsed as
+    strict JSON with a depth limit, then every field's type is checked.
+    """
+    data = read_results_data(path)
     try:
         return RunRecord.from_dict(data)
     except ResultsError as exc:

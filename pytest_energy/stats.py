@@ -21,6 +21,7 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 from pytest_energy.record import Summary
 from pytest_energy.student_t import (
@@ -41,6 +42,7 @@ __all__ = [
     "normal_cdf",
     "normal_quantile",
     "paired_log_ratio",
+    "percentage",
     "sample_variance",
     "summarize",
     "t_cdf",
@@ -123,6 +125,26 @@ def log_values(values: Sequence[float]) -> list[float]:
     if bad is None:  # finite logs whose sum overflowed: impossible below 1e305 values
         return logs
     raise ValueError(f"cannot take the log of energy {bad!r}: it must be positive and finite")
+
+
+def percentage(fraction: float) -> str:
+    """A fraction as the percentage a user types: 0.005 -> ``0.5%``, 0.05 -> ``5%``.
+
+    Thresholds, margins, alphas and limits are given as percentages
+    (``--energy-fail=0.5%``) and must read back as given: ``f"{x:.0%}"`` printed
+    0.5 % as "0%". Six significant figures drop the float noise of ``100 * 0.07``
+    (7.000000000000001), and the figure never turns into an exponent. Here, at
+    the bottom of the package, so that settings, the gate and every report
+    print a percentage the same way.
+
+    >>> [percentage(f) for f in (0.05, 0.005, 0.0125, 0.07, 0.01, 1e-7, 0.0)]
+    ['5%', '0.5%', '1.25%', '7%', '1%', '0.00001%', '0%']
+    >>> percentage(math.nan)
+    '?%'
+    """
+    if not math.isfinite(fraction):
+        return "?%"
+    return f"{Decimal(f'{100.0 * fraction:.6g}'):f}%"
 
 
 # --- inference on log ratios -------------------------------------------------------------------

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_calls import one_error_line, run
 from records import sample_record, scale_history
 
 from pytest_energy import __version__, cli
@@ -31,20 +32,6 @@ def results(tmp_path: Path) -> Path:
     path = tmp_path / "results.json"
     path.write_text(sample_record().to_json(), encoding="utf-8")
     return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    status = cli.main(list(argv))
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-def one_error_line(err: str) -> str:
-    lines = err.splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("pytest-energy: error: "), err
-    assert "Traceback" not in err
-    return lines[0]
 
 
 # -- every command, end to end ------------------------------------------------------------

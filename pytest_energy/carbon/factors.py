@@ -52,6 +52,12 @@ PUE_PRESETS: dict[str, PueChoice] = {
 _PUE_ALIASES = {"generic-dc": "industry", "it": "", "none": ""}
 
 
+#: The largest PUE accepted. Surveyed facilities report 1.1 to about 3 (Uptime
+#: Institute 2023); 10 leaves room for a server cupboard, while a typo such as
+#: 1e308 would overflow every figure it multiplies to infinity, stored as null.
+MAX_PUE = 10.0
+
+
 def parse_pue(raw: str | float | None, *, origin: str = "--energy-pue") -> PueChoice:
     """A PUE from a number (>= 1.0) or a preset name; unset gives 1.0.
 
@@ -67,13 +73,26 @@ def parse_pue(raw: str | float | None, *, origin: str = "--energy-pue") -> PueCh
             return DEFAULT_PUE
         if name in PUE_PRESETS:
             return PUE_PRESETS[name]
-    expected = f"a number >= 1.0 or one of {', '.join(PUE_PRESETS)}"
+    expected = f"a number from 1.0 to {format_number(MAX_PUE)} or one of {', '.join(PUE_PRESETS)}"
     value = parse_number(raw, what="PUE", where=origin, expected=expected)
-    if value < 1.0:
+    if not 1.0 <= value <= MAX_PUE:
         # PUE is total facility energy over IT energy: below 1 would mean the
-        # facility creates energy.
+        # facility creates energy; far above MAX_PUE it is a typo (see there).
         raise CarbonError(f"invalid PUE {raw!r} from {origin}: expected {expected}")
     return PueChoice(value, format_number(value), f"set by {origin}")
+
+
+#: The range of a user's embodied figure. Outside it the number is a typo, and
+#: arithmetic would hide it: 1e308 kg times 1000 g overflows to infinity, which a
+#: results file stores as null, so embodied emissions silently vanished; a
+#: lifetime of 1e300 years prints as a string of zeros. A server is about a
+#: tonne (Eco-CI's dual-EPYC server: 1,151.7 kg), so 1,000 t covers hundreds of
+#: servers at once; lifetimes are years (SCI's EL: 4 y in Eco-CI and the Green
+#: Metrics Tool), and a share is at most the whole device and at least a millionth.
+MAX_EMBODIED_KG = 1_000_000.0
+MIN_LIFETIME_YEARS = 0.1
+MAX_LIFETIME_YEARS = 100.0
+MIN_SHARE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -149,9 +168,15 @@ def parse_embodied(raw: str | None, *, origin: str = "--energy-embodied") -> Emb
     share = 1.0
     if len(parts) == 3:
         share = parse_number(parts[2], what="resource share", where=origin, expected=expected)
-    if kg < 0 or years <= 0 or not 0 < share <= 1:
+    if not (
+        0 <= kg <= MAX_EMBODIED_KG
+        and MIN_LIFETIME_YEARS <= years <= MAX_LIFETIME_YEARS
+        and MIN_SHARE <= share <= 1
+    ):
         raise CarbonError(
-            f"invalid embodied emissions {raw!r} from {origin}: expected kg >= 0, "
-            f"years > 0 and 0 < share <= 1"
+            f"invalid embodied emissions {raw!r} from {origin}: expected "
+            f"0 <= kg <= {format_number(MAX_EMBODIED_KG)}, "
+            f"{format_number(MIN_LIFETIME_YEARS)} <= years <= {format_number(MAX_LIFETIME_YEARS)} "
+            f"and {format_number(MIN_SHARE)} <= share <= 1"
         )
     return EmbodiedChoice(kg, years, share, "custom", f"set by {origin}")

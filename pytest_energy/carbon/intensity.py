@@ -110,11 +110,18 @@ def resolve_intensity(
     return _choice(row, kind=kind, origin=origin_of("region", origin), requested=requested)
 
 
+#: The largest explicit intensity accepted: about four times the dirtiest grid in
+#: the bundled tables (1306.3 g/kWh). Beyond it the number is a typo that
+#: arithmetic would hide: 1e308 g/kWh overflows a test's grams to infinity,
+#: which a results file stores as null.
+MAX_INTENSITY = 5000.0
+
+
 def explicit_choice(
     intensity: str | float, *, where: str, requested: str | None = None
 ) -> IntensityChoice:
     """A user-supplied number of g CO2e/kWh; ``g/kWh`` after it is accepted."""
-    expected = "a number of g CO2e/kWh >= 0, e.g. 415.65"
+    expected = f"a number of g CO2e/kWh from 0 to {format_number(MAX_INTENSITY)}, e.g. 415.65"
     raw: str | float = intensity
     if isinstance(raw, str):
         text = raw.strip()
@@ -124,7 +131,7 @@ def explicit_choice(
                 break
         raw = text
     value = parse_number(raw, what="carbon intensity", where=where, expected=expected)
-    if value < 0:
+    if not 0 <= value <= MAX_INTENSITY:
         raise CarbonError(
             f"invalid carbon intensity {intensity!r} from {where}: expected {expected}"
         )

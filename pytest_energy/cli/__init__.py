@@ -36,6 +36,7 @@ from pytest_energy.cli.common import (
     write_output,
 )
 from pytest_energy.record import ResultsError
+from pytest_energy.report.escape import terminal_text
 
 __all__ = [
     "COMMANDS",
@@ -133,6 +134,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse whose usage errors are one line, like every other error here."""
 
     def error(self, message: str) -> NoReturn:
+        message = terminal_text(message)  # it quotes the command line
         self.exit(USAGE_ERROR, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
 
 
@@ -163,7 +165,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 
 
 def _fail(message: str) -> int:
-    sys.stderr.write(f"{PROG}: error: {message}\n")
+    # Messages quote files and their contents: one line, no escape sequences.
+    sys.stderr.write(f"{PROG}: error: {terminal_text(message)}\n")
     return USAGE_ERROR
 
 

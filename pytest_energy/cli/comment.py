@@ -14,7 +14,6 @@ output, error messages or exception text: everything printed goes through
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -29,6 +28,8 @@ from typing import Any, TextIO
 
 from pytest_energy.cli.github_rest import GitHubError, Redactor, Response, RestClient
 from pytest_energy.config.defaults import COMMENT_MARKER
+from pytest_energy.record_json import parse_json
+from pytest_energy.report.escape import terminal_text
 
 __all__ = [
     "DEFAULT_AUTHOR",
@@ -280,8 +281,8 @@ def _read_hint(path: Path | None) -> _Hint:
     if len(raw) > MAX_HINT_BYTES:
         return _Hint(None, None, f"{path.name} is larger than {MAX_HINT_BYTES} bytes")
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        data = parse_json(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):  # JSONInputError too: nested too deeply
         return _Hint(None, None, f"{path.name} is not JSON")
     number = _field(data, "pr")
     if number is None:
@@ -379,7 +380,13 @@ def comment_command(
     out = sys.stdout if stdout is None else stdout
     err = sys.stderr if stderr is None else stderr
     env = os.environ if environ is None else environ
-    redact = Redactor(env.get("GITHUB_TOKEN") or env.get("GH_TOKEN") or "")
+    redactor = Redactor(env.get("GITHUB_TOKEN") or env.get("GH_TOKEN") or "")
+
+    def redact(text: str) -> str:
+        # Lines quote the server and pr.json: one line each, no escape sequences,
+        # so nothing printed can start a workflow command in the job's log.
+        return terminal_text(redactor(text))
+
     try:
         options = _Options.from_args(args, env)
     except UsageError as exc:

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from pytest_energy.output_files import write_atomic
-from pytest_energy.record import RunRecord, load
+from pytest_energy.record import ResultsError, RunRecord
+from pytest_energy.record_json import read_results_data
 
 PROG = "pytest-energy"
 #: The exit status for anything the user can fix (pytest's usage-error code).
@@ -39,8 +40,16 @@ def add_output_argument(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def load_results(path: Path) -> RunRecord:
-    """The record at ``path``; bad files raise ResultsError with a one-line message."""
-    return load(path)
+    """The record at ``path``; bad files raise ResultsError with a one-line message.
+
+    The file is untrusted (a pull request's job wrote it): it is parsed with a
+    depth limit and every field's type is checked before any report reads it.
+    """
+    data = read_results_data(path)
+    try:
+        return RunRecord.from_dict(data)
+    except ResultsError as exc:
+        raise ResultsError(f"{path}: {exc}") from None
 
 
 def write_output(text: str, path: Path | None) -> None:

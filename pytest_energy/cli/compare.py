@@ -17,6 +17,7 @@ from pytest_energy.cli.common import CommandError, add_output_argument, load_res
 from pytest_energy.config import defaults
 from pytest_energy.config.options import parse_percent
 from pytest_energy.config.settings import MAX_ALPHA, SettingError, Settings
+from pytest_energy.report.escape import terminal_text
 
 
 def _percent(text: str) -> float:
@@ -78,11 +79,16 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 class _Printer:
-    """The terminal writer the regressions section expects, on standard output."""
+    """The terminal writer the regressions section expects, on standard output.
+
+    Lines quote both results files (hardware classes, test ids, the baseline's
+    path): each is escaped for the terminal, so a newline in a file cannot start
+    a line of its own (a ``::error::`` workflow command in a CI log).
+    """
 
     def write_sep(self, sep: str, title: str | None = None, **markup: bool) -> None:
-        text = f" {title} " if title else ""
+        text = f" {terminal_text(title)} " if title else ""
         sys.stdout.write(text.center(78, sep) + "\n")
 
     def write_line(self, line: str, **markup: bool) -> None:
-        sys.stdout.write(line + "\n")
+        sys.stdout.write(terminal_text(line) + "\n")

@@ -18,6 +18,8 @@ from email.message import Message
 from http.client import HTTPMessage
 from typing import IO, Any
 
+from pytest_energy.record_json import parse_json
+
 MAX_ATTEMPTS = 4
 #: A rate limit that resets later than this is reported, not waited out: a job that
 #: sleeps for most of an hour costs more than a missing comment.
@@ -183,7 +185,7 @@ class RestClient:
     def _describe(self, where: str, status: int, headers: Message, raw: bytes) -> str:
         message = ""
         try:
-            decoded = json.loads(raw.decode("utf-8", "replace"))
+            decoded = parse_json(raw.decode("utf-8", "replace"))
         except ValueError:
             decoded = None
         if isinstance(decoded, dict) and isinstance(decoded.get("message"), str):
@@ -201,7 +203,8 @@ class RestClient:
         if not raw.strip():
             return None
         try:
-            return json.loads(raw.decode("utf-8"))
+            # Depth-limited: a proxy or a server could answer with anything.
+            return parse_json(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             raise GitHubError(f"{where}: the answer is not JSON") from None
 

@@ -21,6 +21,9 @@ from pytest_energy.config import defaults
 from pytest_energy.record import RunRecord
 from pytest_energy.storage.history import HistoryError, load_series
 
+#: The first bytes of every SQLite database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+
 
 def report_arguments(parser: argparse.ArgumentParser) -> None:
     add_results_argument(parser)

@@ -14,12 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import pytest
+
 from pytest_energy.config import defaults
 
 if TYPE_CHECKING:
     from pytest_energy.meters import MeterSpec
 
 Kind = Literal["value", "flag", "optional"]
+
+#: The command line as argparse saw it: ini ``addopts``, ``PYTEST_ADDOPTS``, then the
+#: invocation's own arguments. Needed to tell ``--flag=NAME`` from ``--flag NAME``.
+COMMAND_LINE = pytest.StashKey[list[str]]()
 
 ON_MODELLED = ("fail", "warn", "ignore")
 SCOPES = ("call", "protocol")

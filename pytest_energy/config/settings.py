@@ -11,17 +11,21 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
 from pytest_energy.config import defaults
-from pytest_energy.config.options import OPTIONS, Option
+from pytest_energy.config.options import COMMAND_LINE, OPTIONS, Option
 from pytest_energy.meters import MeterSpec, parse_meter_spec
+from pytest_energy.meters.meter_set import PROCESS_FIELD
 from pytest_energy.meters.model import DEFAULT_WATTS_PER_CORE
+from pytest_energy.output_files import writes_through
+from pytest_energy.stats import percentage
 
 #: The environment variable that makes a pytest process a replica of its parent.
 REPLICA_ENV = "PYTEST_ENERGY_REPLICA"
@@ -33,6 +37,10 @@ MAX_ALPHA = 0.05
 
 class SettingError(ValueError):
     """A bad option or marker value; the message is one line naming its source."""
+
+
+def _flag(name: str) -> str:
+    return next(option.flag for option in OPTIONS if option.name == name)
 
 
 def _ini_origin(config: pytest.Config, option: Option) -> str:
@@ -75,16 +83,135 @@ def _base_dir(config: pytest.Config, origin: str) -> Path:
 
 
 def check_writable(path: Path, origin: str) -> None:
-    """Refuse, up front, an output file that cannot be written."""
+    """Refuse, up front, an output file that cannot be written; nothing is created."""
     if path.is_dir():
         raise SettingError(f"{origin}: {path} is a directory, expected a file path")
+    if writes_through(path):
+        # A FIFO or a device is written through, never replaced: no file goes beside it.
+        if not os.access(path, os.W_OK):
+            raise SettingError(f"{origin}: cannot write {path}: permission denied")
+        return
+    check_folder_writable(path.parent, origin, writing=path)
+
+
+def check_folder_writable(folder: Path, origin: str, *, writing: Path | None = None) -> None:
+    """Refuse a folder that cannot be created or written (to write ``writing`` in it).
+
+    Nothing is created: the folder is made later by the code that writes into it
+    (the energy folder gets its ``.gitignore`` only when that code creates it).
+    """
+    target = writing or folder
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():
+            raise SettingError(f"{origin}: cannot write {target}: {existing} is a broken symlink")
+        existing = existing.parent
+    if not existing.is_dir():
+        raise SettingError(f"{origin}: cannot write {target}: {existing} is not a directory")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".pytest-energy-probe-"):
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".pytest-energy-probe-"):
             pass
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise SettingError(f"{origin}: cannot write {path}: {reason}") from None
+        raise SettingError(f"{origin}: cannot write {target}: {reason}") from None
+
+
+def refuse_swallowed_paths(config: pytest.Config) -> None:
+    """Refuse ``--energy-compare tests/``: a test path taken as a baseline name.
+
+    An option whose value is optional takes the next argument when it is not an
+    option, so ``pytest --energy --energy-save-baseline tests/`` would save a
+    baseline named ``tests/`` and run the whole rootdir. A name is taken only as
+    ``--flag=NAME`` when the separate argument looks like a path.
+    """
+    args = config.stash.get(COMMAND_LINE, list(config.invocation_params.args))
+    for option in OPTIONS:
+        value = config.getoption(option.dest, default=None)
+        if option.kind != "optional" or not isinstance(value, str):
+            continue
+        given = _last_given(args, option.flag)
+        separate = given is not None and args[given : given + 2] == [option.flag, value]
+        if separate and _looks_like_a_path(value, config.invocation_params.dir):
+            raise SettingError(
+                f"{option.flag} takes its name as {option.flag}=NAME; "
+                f"{value!r} looks like a test path, so it was not taken as one"
+            )
+
+
+def _last_given(args: Sequence[str], flag: str) -> int | None:
+    """Where ``flag`` was last given (argparse keeps the last), as ``flag`` or ``flag=...``."""
+    found = None
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break  # the rest are positional arguments
+        if arg == flag or arg.startswith(flag + "="):
+            found = index
+    return found
+
+
+def _looks_like_a_path(value: str, invocation_dir: Path) -> bool:
+    """A test selection: a path, a ``file::test`` node id, a module, or what exists on disk."""
+    if "/" in value or os.sep in value or "::" in value or value.endswith(".py"):
+        return True
+    return (invocation_dir / value).exists()
+
+
+Holds = Literal["file", "folder", "family"]
+
+
+@dataclass(frozen=True)
+class KeptPath:
+    """A file an output must never be written over, and what it is, for the message.
+
+    ``folder``: every file directly in ``path``; ``family``: ``path`` and its
+    siblings that start with its name (SQLite's ``-wal``, ``-shm`` and ``-journal``).
+    """
+
+    what: str
+    path: Path
+    holds: Holds = "file"
+
+    def covers(self, output: Path) -> bool:
+        """Whether writing ``output`` would replace this file (or one it holds)."""
+        if self.holds == "file":
+            return same_file(output, self.path)
+        real = Path(os.path.realpath(output))
+        if self.holds == "folder":
+            return same_file(real.parent, self.path)
+        kept = Path(os.path.realpath(self.path))
+        return same_file(output, self.path) or (
+            same_file(real.parent, kept.parent) and real.name.startswith(kept.name)
+        )
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: by inode when both exist, else by resolved path."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def refuse_shared_outputs(outputs: Mapping[str, Path], kept: Sequence[KeptPath]) -> None:
+    """Refuse, before any test runs, an output written over a kept file or another output.
+
+    Streams (a FIFO, ``/dev/stdout``) are written through, never replaced, so two
+    outputs may share one.
+    """
+    for origin, path in outputs.items():
+        for item in kept:
+            if item.covers(path):
+                where = "is in" if item.holds == "folder" else "is"
+                raise SettingError(
+                    f"{origin}: {path} {where} {item.what}; writing there would destroy it, "
+                    "choose another path"
+                )
+    files = {origin: path for origin, path in outputs.items() if not writes_through(path)}
+    for (first, path), (second, other) in combinations(files.items(), 2):
+        if same_file(path, other):
+            raise SettingError(
+                f"{first} and {second} both write {path}; give each output its own file"
+            )
 
 
 @dataclass(frozen=True)
@@ -189,7 +316,14 @@ class Settings:
         if self.margin >= self.fail:
             raise SettingError(
                 f"{self.origins.get('margin', 'margin')}: the certainty margin "
-                f"({self.margin:.0%}) must be below the threshold ({self.fail:.0%})"
+                f"({percentage(self.margin)}) must be below the threshold ({percentage(self.fail)})"
+            )
+        if self.rounds > self.max_rounds:
+            # The cap counts every round of a benchmark, confirmation rounds included;
+            # below the rounds asked for, it would be silently ignored (rounds win).
+            raise SettingError(
+                f"{self._given('rounds')} is above {self._given('max_rounds')}, the cap on "
+                "a benchmark's rounds; raise the cap or ask for fewer rounds"
             )
         if self.alpha > MAX_ALPHA:
             # The screen decides unflagged tests at p >= 5 %, so a larger family-wise
@@ -199,6 +333,50 @@ class Settings:
             path = getattr(self, name)
             if path is not None and not hasattr(config, "workerinput"):
                 check_writable(path, self.origins[name])
+
+    def source(self, name: str) -> str:
+        """Where a setting came from, for a message; its flag when it is the default."""
+        origin = self.origins.get(name, "default")
+        return _flag(name) if origin == "default" else origin
+
+    def _given(self, name: str) -> str:
+        """A value as the user gave it: ``--energy-rounds=10``, ``PYTEST_ENERGY_ROUNDS=10``."""
+        value = getattr(self, name)
+        origin = self.origins.get(name, "default")
+        if origin == "default":
+            return f"{_flag(name)} ({value} by default)"
+        if origin.startswith(("--", "PYTEST_ENERGY")):
+            return f"{origin}={value}"
+        return f"{origin} ({value})"  # "energy_rounds in tox.ini (10)"
+
+    def outputs(self, config: pytest.Config) -> dict[str, Path]:
+        """The files this session writes at its end, by the option that names them."""
+        found = {
+            self.source(name): path
+            for name in ("json", "html", "markdown")
+            if (path := getattr(self, name)) is not None
+        }
+        junit = getattr(config.option, "xmlpath", None)
+        if junit:
+            # Resolved as pytest's junitxml plugin does: from the working directory.
+            junit = os.path.expanduser(os.path.expandvars(junit))
+            found["--junitxml"] = config.invocation_params.dir / junit
+        return found
+
+    def kept_paths(self) -> Iterator[KeptPath]:
+        """What the settings know must never be written over: the history, the trace."""
+        if self.history is not None:
+            yield KeptPath(
+                f"the run history ({self.source('history')})",
+                self.history,
+                "family",
+            )
+        trace = self.meter.replay_path
+        if trace is not None:
+            # A trace with {process} is one file per process: the session's and each replica's.
+            for process in range(self.processes + 1):
+                path = Path(str(trace).replace(PROCESS_FIELD, str(process)))
+                yield KeptPath("the replay meter's trace (--energy-meter)", path)
 
     # -- replicas ------------------------------------------------------------------
 

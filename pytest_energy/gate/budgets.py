@@ -9,12 +9,13 @@ warns instead of failing, whatever the method.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
 
 from pytest_energy.config.marker import TestSettings
-from pytest_energy.record import Benchmark, BudgetNote, Measurement
+from pytest_energy.record import Benchmark, BudgetNote, Measurement, Summary
 
 _LABELS = {
     "max_joules": ("J per call", "J"),
@@ -100,6 +101,13 @@ def judge_window(
     return notes
 
 
+def _interval(summary: Summary) -> tuple[float | None, float | None]:
+    """The 95 % interval of the mean, or none for one round: its zero width is no estimate."""
+    if summary.n < 2 or not (math.isfinite(summary.ci_low) and math.isfinite(summary.ci_high)):
+        return None, None
+    return summary.ci_low, summary.ci_high
+
+
 def judge_benchmark(
     benchmark: Benchmark,
     method: str,
@@ -114,15 +122,16 @@ def judge_benchmark(
     joules = sum(r.total_j for r in benchmark.rounds)
     per_call, per_unit = benchmark.per_call, benchmark.per_unit
     figures: dict[str, tuple[float, float | None, float | None]] = {
-        "max_joules": (per_call.median, per_call.ci_low, per_call.ci_high),
-        "max_joules_per_unit": (per_unit.median, per_unit.ci_low, per_unit.ci_high),
+        "max_joules": (per_call.median, *_interval(per_call)),
+        "max_joules_per_unit": (per_unit.median, *_interval(per_unit)),
         "max_watts": (joules / seconds if seconds > 0 else 0.0, None, None),
     }
     if grams_per_joule is not None:
+        low, high = _interval(per_call)
         figures["max_gco2e"] = (
             per_call.median * grams_per_joule,
-            per_call.ci_low * grams_per_joule,
-            per_call.ci_high * grams_per_joule,
+            None if low is None else low * grams_per_joule,
+            None if high is None else high * grams_per_joule,
         )
     notes = []
     for budget, limit in settings.budgets.items():

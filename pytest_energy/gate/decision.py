@@ -68,12 +68,22 @@ def test_spread(test: GateInput) -> Spread:
 
 
 def spreads(tests: Sequence[GateInput]) -> list[tuple[Spread, str]]:
-    """For each test, the spread it is judged by and where it came from."""
+    """For each test, the spread it is judged by and where it came from.
+
+    A test with one process on each side has no spread of its own and borrows
+    the others'. A borrowed spread of zero is not borrowed: other tests that
+    repeated exactly say nothing about this one's noise, and a zero spread would
+    turn its single observation per side into a zero-width interval (a certain
+    regression or improvement from one round). It stays unknown: inconclusive.
+    """
     own = [test_spread(test) for test in tests]
     chosen: list[tuple[Spread, str]] = []
     for index, mine in enumerate(own):
         others = Spread.pooled([s for k, s in enumerate(own) if k != index])
         everyone = Spread.pooled(own)
+        if mine.df == 0 and everyone.variance == 0:
+            chosen.append((Spread.of(), "pooled"))
+            continue
         if mine.df > 0 and others.df > 0 and others.variance > 0:
             larger = f_sf(mine.variance / others.variance, mine.df, others.df)
             if larger < OWN_SPREAD_LEVEL:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pytest_energy.record import FLAGS, Verdict, VerdictStatus
-from pytest_energy.stats import LogRatio, sample_variance
+from pytest_energy.stats import LogRatio, percentage, sample_variance
 
 #: The displayed interval; "unchanged" means it lies below 1 + threshold.
 DISPLAY_CONFIDENCE = 0.95
@@ -278,16 +278,16 @@ def p_values(log_ratio: LogRatio, margin: float) -> tuple[float, float]:
 def judge(evidence: Evidence, p_up: float, p_down: float, alpha: float, family: int) -> Verdict:
     """Classify one comparison, given its Holm-adjusted p-values."""
     ratio = evidence.log_ratio.ratio
-    low, high = evidence.log_ratio.interval(DISPLAY_CONFIDENCE)
+    low, high = displayed_interval(evidence.log_ratio)
     material_up = 1.0 + evidence.threshold
-    shown = f"{percent(ratio)} [{percent(low)}, {percent(high)}]"
+    shown = shown_change(ratio, low, high)
     holm = f"Holm p={p_up:.2g} over {family}"
     status: VerdictStatus
     if ratio > material_up and p_up <= alpha:
         status, p_value = "regression", p_up
         reason = (
-            f"{shown}: above the {pct(evidence.threshold)} threshold and certainly above "
-            f"+{pct(evidence.margin)} ({holm} <= {alpha:g})"
+            f"{shown}: above the {percentage(evidence.threshold)} threshold and certainly above "
+            f"+{percentage(evidence.margin)} ({holm} <= {alpha:g})"
         )
     elif ratio < 1.0 / material_up and p_down <= alpha:
         status, p_value = "improvement", p_down
@@ -296,9 +296,11 @@ def judge(evidence: Evidence, p_up: float, p_down: float, alpha: float, family: 
             f"{percent(1.0 / (1.0 + evidence.margin))} "
             f"(Holm p={p_down:.2g} over {family} <= {alpha:g})"
         )
-    elif high < material_up:
+    elif high is not None and high < material_up:
         status, p_value = "unchanged", p_up
-        reason = f"{shown}: the 95% interval stays below the {pct(evidence.threshold)} threshold"
+        reason = (
+            f"{shown}: the 95% interval stays below the {percentage(evidence.threshold)} threshold"
+        )
     else:
         status, p_value = "inconclusive", p_up
         reason = f"{shown}: {missing_evidence(evidence, p_up, alpha, holm)}"
@@ -325,11 +327,11 @@ def missing_evidence(evidence: Evidence, p_up: float, alpha: float, holm: str) -
         )
     if evidence.log_ratio.ratio > 1.0 + evidence.threshold:
         return (
-            f"above the {pct(evidence.threshold)} threshold but not certain "
+            f"above the {percentage(evidence.threshold)} threshold but not certain "
             f"({holm} > {alpha:g}); more processes or a quieter machine would decide"
         )
     return (
-        f"the 95% interval reaches the {pct(evidence.threshold)} threshold; "
+        f"the 95% interval reaches the {percentage(evidence.threshold)} threshold; "
         "too little evidence to call it unchanged"
     )
 
@@ -418,5 +420,23 @@ def percent(ratio: float) -> str:
     return f"{100.0 * (ratio - 1.0):+.1f}%"
 
 
-def pct(fraction: float) -> str:
-    return f"{100.0 * fraction:g}%"
+def displayed_interval(log_ratio: LogRatio) -> tuple[float | None, float | None]:
+    """The 95 % interval of the ratio, or ``(None, None)`` when the data give none.
+
+    With no spread to estimate (one process on each side, nothing to pool) the
+    interval is ``[0, inf]``: written down, its 0 would read as a measured bound.
+
+    >>> displayed_interval(LogRatio(estimate=0.0, se=math.inf, df=math.inf))
+    (None, None)
+    """
+    low, high = log_ratio.interval(DISPLAY_CONFIDENCE)
+    if low > 0 and math.isfinite(high):
+        return low, high
+    return None, None
+
+
+def shown_change(ratio: float, low: float | None, high: float | None) -> str:
+    """The change with its interval, ``+10.0% [+5.2%, +15.0%]``, or that it has none."""
+    if low is None or high is None:
+        return f"{percent(ratio)} (no interval)"
+    return f"{percent(ratio)} [{percent(low)}, {percent(high)}]"

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pytest_energy.config import defaults
-from pytest_energy.gate.rule import pct, percent
+from pytest_energy.gate.rule import percent
 from pytest_energy.record import Verdict
-from pytest_energy.stats import welch_log_ratio
+from pytest_energy.stats import percentage, welch_log_ratio
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def session_stability(
             if abs(drift) > max_drift and beyond_noise:
                 reasons.append(
                     f"calibration workload drifted {percent(1.0 + drift)} between session "
-                    f"start and end (limit {pct(max_drift)})"
+                    f"start and end (limit {percentage(max_drift)})"
                 )
         else:
             reasons.append(
@@ -89,7 +89,7 @@ def session_stability(
         if not typical <= max_cv:
             reasons.append(
                 f"median round-to-round CV {100 * typical:.1f}% across {len(round_cvs)} "
-                f"tests exceeds the {pct(max_cv)} limit"
+                f"tests exceeds the {percentage(max_cv)} limit"
             )
     return Stability(
         unstable=bool(reasons), reason="; ".join(reasons), drift=drift, noisy_tests=noisy

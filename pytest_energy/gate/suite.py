@@ -16,11 +16,11 @@ from collections.abc import Sequence
 
 from pytest_energy.config import defaults
 from pytest_energy.gate.rule import (
-    DISPLAY_CONFIDENCE,
     GateInput,
     Spread,
     SuiteEvidence,
     check_settings,
+    displayed_interval,
     gate_problem,
     judge,
     log_means,
@@ -99,7 +99,7 @@ def suite_evidence(
 
 
 def suite_record(suite: SuiteEvidence, status: VerdictStatus) -> SuiteCheck:
-    low, high = suite.log_ratio.interval(DISPLAY_CONFIDENCE)
+    low, high = displayed_interval(suite.log_ratio)
     return SuiteCheck(
         status=status,
         ratio=suite.log_ratio.ratio,

@@ -32,7 +32,7 @@ from pytest_energy.record import (
     VariantResult,
     VariantVerdict,
 )
-from pytest_energy.stats import paired_log_ratio
+from pytest_energy.stats import paired_log_ratio, percentage
 
 Direction = Literal["at_most", "at_least"]
 LimitOutcome = Literal["pass", "fail", "inconclusive"]
@@ -109,10 +109,13 @@ def judge_variant(
     refusal: str | None = None,
 ) -> tuple[VariantVerdict, str]:
     """The verdict (pass, fail, inconclusive) and its one readable line."""
-    head = (
-        f"{spec.variant}: {ratio:.2f}x [{ci_low:.2f}, {ci_high:.2f}] of {spec.reference} "
-        f"energy per {unit}"
+    # One pair of rounds has no spread: its interval is [0, inf], which says nothing.
+    interval = (
+        f"[{ci_low:.2f}, {ci_high:.2f}]"
+        if ci_low > 0 and math.isfinite(ci_high)
+        else "(no interval)"
     )
+    head = f"{spec.variant}: {ratio:.2f}x {interval} of {spec.reference} energy per {unit}"
     outcomes: list[LimitOutcome] = []
     if spec.max_energy_ratio is not None:
         head += f" (limit {spec.max_energy_ratio:.2f}x)"
@@ -124,7 +127,7 @@ def judge_variant(
             continue
         text = f"{_percent(share)} of its {name}"
         if spec.min_quality_ratio is not None:
-            text += f" (limit {_percent(spec.min_quality_ratio)})"
+            text += f" (limit {percentage(spec.min_quality_ratio)})"
             outcomes.append(ratio_limit_met((share, share), spec.min_quality_ratio, "at_least"))
         parts.append(text)
     if spec.min_quality_ratio is not None and not any(

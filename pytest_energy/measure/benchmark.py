@@ -50,6 +50,71 @@ R = TypeVar("R")
 PROGRESS_AFTER_S = 3.0
 
 
+#: Lists and dicts nested deeper than this in a fact are kept as their ``str()``.
+METADATA_DEPTH = 16
+
+
+def json_value(value: Any, depth: int = 0) -> tuple[Any, bool]:
+    """``value`` as JSON data, and whether some part of it was replaced by its ``str()``.
+
+    numpy and torch scalars are recognised by ``.item()`` on a value without
+    dimensions, so neither library is imported; lists, tuples and dicts are
+    converted item by item; anything else (a dtype, a tensor, NaN) becomes its
+    ``str()``. Never raises: a fact must not cost the results file.
+    """
+    if value is None or isinstance(value, bool | str):
+        return value, False
+    if isinstance(value, int):
+        return int(value), False
+    if isinstance(value, float):
+        return (float(value), False) if math.isfinite(value) else (_text(value), True)
+    if depth < METADATA_DEPTH and isinstance(value, list | tuple):
+        items = [json_value(item, depth + 1) for item in value]
+        return [plain for plain, _ in items], any(converted for _, converted in items)
+    if depth < METADATA_DEPTH and isinstance(value, dict):
+        return _json_object(value, depth)
+    scalar = _scalar(value)
+    if scalar is not None:
+        return json_value(scalar, depth)
+    return _text(value), True
+
+
+def _json_object(value: dict[Any, Any], depth: int) -> tuple[dict[str, Any], bool]:
+    plain: dict[str, Any] = {}
+    any_converted = False
+    for key, item in value.items():
+        name = key if isinstance(key, str) else _text(key)
+        plain[name], converted = json_value(item, depth + 1)
+        any_converted = any_converted or converted or not isinstance(key, str)
+    return plain, any_converted
+
+
+def _scalar(value: Any) -> bool | int | float | None:
+    """The Python number inside a numpy or torch scalar, or None for anything else."""
+    try:
+        if getattr(value, "ndim", None) != 0 or not callable(getattr(value, "item", None)):
+            return None
+        number = value.item()
+    except Exception:  # a third-party object failing: not a scalar
+        return None
+    return number if isinstance(number, bool | int | float) else None
+
+
+def _text(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:  # a broken __str__ still leaves a record
+        return f"<{type(value).__name__} that cannot be printed>"
+
+
+def finite_number(value: Any) -> float | None:
+    """A quality value as a finite float (numpy and torch scalars too), or None."""
+    number = value if isinstance(value, int | float) else _scalar(value)
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        return None
+    return float(number) if math.isfinite(number) else None
+
+
 class BenchmarkHost(Protocol):
     """What a benchmark needs from the session it runs in (the plugin provides it)."""
 
@@ -83,6 +148,8 @@ class EnergyBenchmark:
         #: Per pair of interleaved rounds: (reference value, variant value).
         self.paired: tuple[list[float], list[float]] | None = None
         self._result: Benchmark | None = None
+        #: Facts already reported as recorded with ``str()``.
+        self._converted: set[str] = set()
 
     @property
     def measuring(self) -> bool:
@@ -93,7 +160,11 @@ class EnergyBenchmark:
         """What was measured, with the quality and facts recorded so far."""
         if self._result is None:
             return None
-        return replace(self._result, metadata=dict(self.facts), quality=[*self.qualities.values()])
+        return replace(
+            self._result,
+            metadata={k: self._plain(k, v) for k, v in self.facts.items()},
+            quality=[*self.qualities.values()],
+        )
 
     # -- the two ways to benchmark -------------------------------------------------
 
@@ -169,20 +240,34 @@ class EnergyBenchmark:
         else:
             direction = {}
         for metric, number in metrics.items():
-            if (
-                isinstance(number, bool)
-                or not isinstance(number, int | float)
-                or not math.isfinite(number)
-            ):
+            finite = finite_number(number)
+            if finite is None:
                 raise TypeError(f"quality {metric!r} must be a finite number, got {number!r}")
             self.qualities[metric] = Quality(
-                metric, float(number), direction.get(metric, higher_is_better)
+                metric, finite, direction.get(metric, higher_is_better)
             )
         self._share_reference_quality()
 
     def metadata(self, **values: Any) -> None:
-        """Record facts shown with the result: quantization, sparsity, batch size, ..."""
-        self.facts.update(values)
+        """Record facts shown with the result: quantization, sparsity, batch size, ...
+
+        numpy and torch scalars are kept as numbers; a value JSON cannot hold (a
+        dtype, a NaN, any other object) is kept as its ``str()``, with a notice, so
+        that writing the results never fails on a value a test handed over.
+        """
+        self.facts.update({key: self._plain(key, value) for key, value in values.items()})
+
+    def _plain(self, key: str, value: Any) -> Any:
+        """A fact as JSON data; said once per fact, not per call, when it took ``str()``."""
+        plain, converted = json_value(value)
+        if converted and key not in self._converted and self._host is not None:
+            self._converted.add(key)
+            kind = type(value)
+            self._host.recorder.notices.append(
+                f"{self._request.node.nodeid}: metadata {key!r} ({kind.__module__}."
+                f"{kind.__qualname__}) is not a JSON number or string; recorded as its str()"
+            )
+        return plain
 
     def environment(self) -> dict[str, Any]:
         """Where this ran (frameworks, CPU instruction sets, GPU), for a variant's metadata."""

@@ -19,6 +19,13 @@ import pytest
 from pytest_energy import __version__
 from pytest_energy.config.settings import Settings
 from pytest_energy.measure.calibration import calibration_work
+from pytest_energy.measure.checkpoint import (
+    INCOMPLETE_NOTICE,
+    Checkpoint,
+    RunningTotals,
+    checkpoint_interval,
+    results_chunks,
+)
 from pytest_energy.measure.families import FamilyRegistry
 from pytest_energy.measure.sizing import time_per_call
 from pytest_energy.measure.window import (
@@ -28,7 +35,7 @@ from pytest_energy.measure.window import (
     measurement_between,
 )
 from pytest_energy.meters import MeterError, MeterSet, open_meters
-from pytest_energy.output_files import write_atomic
+from pytest_energy.output_files import write_atomic_chunks
 from pytest_energy.record import (
     SCHEMA_VERSION,
     Calibration,
@@ -49,7 +56,9 @@ Role = Literal["serial", "worker", "controller"]
 #: Seconds a GPU is left to settle before idle power is measured after the tests.
 POST_LOAD_SETTLE_S = 3.0
 #: A crash loses at most this much of the results file: finished tests are
-#: checkpointed to disk no more often than this, so big suites stay cheap.
+#: checkpointed to disk no more often than this (PYTEST_ENERGY_CHECKPOINT_SECONDS
+#: overrides it). A checkpoint appends (measure.checkpoint), so its cost is the tests
+#: since the last one; the interval only bounds the number of writes.
 CHECKPOINT_SECONDS = 2.0
 
 
@@ -83,7 +92,15 @@ class SessionRecorder:
         self.calibration = Calibration()
         #: References of model families measured so far in this process.
         self.families = FamilyRegistry()
+        self._running = RunningTotals()
+        self._checkpoint: Checkpoint | None = None
         self._last_checkpoint = 0.0
+        self._checkpoint_s = CHECKPOINT_SECONDS
+        if settings.json is not None and role != "worker":
+            self._checkpoint = Checkpoint(settings.json)
+            self._checkpoint_s, problem = checkpoint_interval(CHECKPOINT_SECONDS)
+            if problem:
+                self.notices.append(problem)
         self.meters: MeterSet | None = None
         self._sync: Callable[[], bool] = lambda: False
         self.meter_records: list[MeterRecord] = []
@@ -135,8 +152,8 @@ class SessionRecorder:
     def method(self) -> str:
         if self.meters is not None:
             return self.meters.method
-        methods = {r.measurement.method for r in self.results if r.measurement}
-        return methods.pop() if len(methods) == 1 else "unknown"
+        methods = self._running.methods
+        return next(iter(methods)) if len(methods) == 1 else "unknown"
 
     @property
     def concurrent(self) -> bool:
@@ -272,21 +289,66 @@ class SessionRecorder:
 
     def add_result(self, result: TestResult) -> None:
         self.results.append(result)
-        if self.settings.json is not None and self.role != "worker":
+        self._running.add(result)
+        if self._checkpoint is not None:
             now = time.monotonic()
-            if now - self._last_checkpoint >= CHECKPOINT_SECONDS:
+            if now - self._last_checkpoint >= self._checkpoint_s:
                 self._last_checkpoint = now
-                self.write_json(self.record(None, interrupted=False, finished=False))
+                self._write_checkpoint(self._checkpoint)
 
     def record(
         self, exit_status: int | None, *, interrupted: bool, finished: bool = True
     ) -> RunRecord:
-        machine = self.machine or _fallback_machine(self.method)
-        totals = _totals(self.results, self.idle)
-        session = Session(
-            started=self.started,
+        session = self._session(
+            _totals(self.results, self.idle),
             finished=_now() if finished else None,
-            machine=machine,
+            exit_status=exit_status,
+            interrupted=interrupted,
+            notices=list(self.notices),
+        )
+        return RunRecord(schema_version=SCHEMA_VERSION, session=session, tests=list(self.results))
+
+    def write_json(self, record: RunRecord) -> None:
+        """The final results, streamed test by test; they replace any checkpoint."""
+        path = self.settings.json
+        if path is not None:
+            self._checkpoint = None  # nothing appends to the final results
+            write_atomic_chunks(path, results_chunks(record))
+
+    def _write_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Append the tests since the last checkpoint; a failure stops checkpoints, not tests."""
+        if not checkpoint.applies():
+            # A FIFO or /dev/stdout: its reader gets the final results once.
+            self._checkpoint = None
+            return
+        # Totals kept as results came: building the session never walks every test.
+        session = self._session(
+            self._running.totals(self.idle),
+            finished=None,
+            exit_status=None,
+            interrupted=False,
+            notices=[*self.notices, INCOMPLETE_NOTICE],
+        )
+        rest = RunRecord(schema_version=SCHEMA_VERSION, session=session, tests=[])
+        try:
+            checkpoint.write(self.results, rest)
+        except OSError as exc:
+            self._checkpoint = None
+            self.notices.append(f"results checkpoints stopped: {exc}")
+
+    def _session(
+        self,
+        totals: Totals,
+        *,
+        finished: str | None,
+        exit_status: int | None,
+        interrupted: bool,
+        notices: list[str],
+    ) -> Session:
+        return Session(
+            started=self.started,
+            finished=finished,
+            machine=self.machine or _fallback_machine(self.method),
             meters=self.meter_records,
             method=self.method,
             idle=self.idle,
@@ -295,18 +357,12 @@ class SessionRecorder:
             exit_status=exit_status,
             interrupted=interrupted,
             workers=self.workers,
-            notices=list(self.notices),
+            notices=notices,
             calibration=self.calibration if self.calibration != Calibration() else None,
             idle_before=self.idle_before,
             idle_after=self.idle_after,
             idle_note=self.idle_note,
         )
-        return RunRecord(schema_version=SCHEMA_VERSION, session=session, tests=list(self.results))
-
-    def write_json(self, record: RunRecord) -> None:
-        path = self.settings.json
-        if path is not None:
-            write_atomic(path, record.to_json())
 
     # -- pytest-xdist ------------------------------------------------------------
 

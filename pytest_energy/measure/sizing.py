@@ -28,14 +28,39 @@ def calls_for_window(per_call_s: float, target_s: float) -> int:
     return max(1, min(MAX_CALLS_PER_ROUND, math.ceil(target_s / per_call_s)))
 
 
+#: The pilot's last batch is timed this many times and the fastest timing kept.
+PILOT_TIMINGS = 3
+
+
 def time_per_call(call: Callable[[], object], target_s: float) -> float:
-    """Wall time of one call, from doubling batches until a batch lasts a tenth of a round."""
+    """Wall time of one call, from growing batches until a batch lasts a tenth of a round."""
     batch = 1
     while True:
-        start = time.perf_counter()
-        for _ in range(batch):
-            call()
-        elapsed = time.perf_counter() - start
+        elapsed = _timed(call, batch)
         if elapsed >= target_s / 10 or batch >= MAX_CALLS_PER_ROUND:
-            return elapsed / batch
+            return _fastest(call, batch, elapsed) / batch
         batch *= 2 if elapsed <= 0 else max(2, min(10, math.ceil(target_s / 10 / elapsed)))
+
+
+def _timed(call: Callable[[], object], batch: int) -> float:
+    start = time.perf_counter()
+    for _ in range(batch):
+        call()
+    return time.perf_counter() - start
+
+
+def _fastest(call: Callable[[], object], batch: int, elapsed: float) -> float:
+    """The fastest of :data:`PILOT_TIMINGS` timings of the final batch.
+
+    On an oversubscribed machine the process is descheduled for milliseconds at a
+    time: that makes a batch slow, never fast. A 20-ms pilot batch that lost 50 ms
+    sizes the model meter's 0.2-s rounds at 57 ms, below its 0.1-s resolution, so
+    every round is flagged ``below_resolution`` and the test is not gated. A batch
+    of one call is a call long enough for that not to matter, and timing it again
+    would cost whole calls, so it is timed once.
+    """
+    if batch == 1:
+        return elapsed
+    for _ in range(PILOT_TIMINGS - 1):
+        elapsed = min(elapsed, _timed(call, batch))
+    return elapsed

@@ -19,7 +19,13 @@ from pytest_energy.meters.base import (
     Reading,
     counter_delta,
 )
-from pytest_energy.meters.meter_set import MeterSet, MeterSpec, open_meters, parse_meter_spec
+from pytest_energy.meters.meter_set import (
+    MeterSet,
+    MeterSpec,
+    check_available,
+    open_meters,
+    parse_meter_spec,
+)
 
 __all__ = [
     "DomainInfo",
@@ -32,6 +38,7 @@ __all__ = [
     "MeterUnavailable",
     "Method",
     "Reading",
+    "check_available",
     "counter_delta",
     "open_meters",
     "parse_meter_spec",

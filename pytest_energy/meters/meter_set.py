@@ -119,6 +119,19 @@ def _open_counter(name: str, rapl_root: Path) -> Meter:
     return NvmlMeter.open()
 
 
+def check_available(spec: MeterSpec, *, rapl_root: Path, model_watts: float) -> None:
+    """Raise :class:`MeterUnavailable` when a meter ``spec`` names cannot be opened.
+
+    For a process that reports but never measures (the pytest-xdist controller): it
+    opens the meters once and closes them at once, so a missing counter is one error
+    there, before any worker starts, instead of the same error in every worker.
+    ``auto`` is always available: it falls back to the model.
+    """
+    if spec.names == ("auto",):
+        return
+    open_meters(spec, rapl_root=rapl_root, model_watts=model_watts).close()
+
+
 def open_meters(
     spec: MeterSpec,
     *,

@@ -8,12 +8,15 @@ imports no meter, no pynvml, no torch and no jinja2, and touches no hardware.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import pytest
 
 if TYPE_CHECKING:
+    from pytest_energy.config.settings import KeptPath, Settings
     from pytest_energy.measure.benchmark import EnergyBenchmark
+    from pytest_energy.storage.baselines import BaselineStore
 
 RUN_PLUGIN_NAME = "energy-run"
 
@@ -52,6 +55,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(option.ini, option.help, type="string", default=None)
 
 
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """Keep the command line as argparse parses it, ``addopts`` included.
+
+    ``config.invocation_params.args`` lacks the ini's ``addopts`` and
+    ``PYTEST_ADDOPTS``, and ``--energy-compare`` at the end of ``addopts`` swallows
+    the first path of the command line just the same.
+    """
+    from pytest_energy.config.options import COMMAND_LINE
+
+    early_config.stash[COMMAND_LINE] = list(args)
+
+
 def _switched_on(config: pytest.Config) -> bool:
     """``--energy`` > ``PYTEST_ENERGY`` > ini ``energy``, read without loading the settings.
 
@@ -78,6 +93,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
     try:
         settings = Settings.from_config(config)
+        if settings.enabled:
+            _check_before_tests(config, settings)
     except SettingError as exc:
         raise pytest.UsageError(str(exc)) from None
     if not settings.enabled:
@@ -85,6 +102,133 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_energy.plugin.energy_run import EnergyRun
 
     config.pluginmanager.register(EnergyRun.start(config, settings), RUN_PLUGIN_NAME)
+
+
+def _check_before_tests(config: pytest.Config, settings: Settings) -> None:
+    """Refuse, before the first test, what the end of the session would refuse.
+
+    Runs on the process that reports: an xdist worker's controller, and a replica's
+    parent, have checked for them. Raises SettingError, or UsageError for a meter.
+    """
+    if hasattr(config, "workerinput") or settings.replica:
+        return
+    from pytest_energy.config.settings import refuse_shared_outputs, refuse_swallowed_paths
+    from pytest_energy.plugin.xdist import check_meters_on_controller, role
+    from pytest_energy.storage.baselines import BaselineStore
+
+    refuse_swallowed_paths(config)
+    store = BaselineStore(settings.dir)
+    kept = [*settings.kept_paths(), *_check_baselines(settings, store)]
+    refuse_shared_outputs(settings.outputs(config), kept)
+    if role(config)[0] == "controller":
+        check_meters_on_controller(settings)
+
+
+def _check_baselines(settings: Settings, store: BaselineStore) -> list[KeptPath]:
+    """Check the baseline names, and the baseline a save or an update writes.
+
+    Returns the baseline files and folder that no output may be written over.
+    """
+    from pytest_energy.config.settings import KeptPath, SettingError, same_file
+
+    compared = _baseline_path(store, settings.compare, "--energy-compare")
+    kept = [KeptPath(f"the baselines folder {store.baselines_dir}", store.baselines_dir, "folder")]
+    if compared is not None:
+        kept.append(KeptPath("the baseline compared with (--energy-compare)", compared))
+    if settings.save_baseline is None and not settings.update_baseline:
+        return kept
+    flag = "--energy-update-baseline" if settings.update_baseline else "--energy-save-baseline"
+    written = _baseline_path(store, settings.baseline_name, flag)
+    assert written is not None
+    kept.append(KeptPath(f"the baseline written ({flag})", written))
+    if settings.save_baseline is not None and compared is not None and same_file(written, compared):
+        raise SettingError(
+            f"--energy-save-baseline and --energy-compare both name baseline {written}: this "
+            "run would be compared with the numbers it then overwrites; save under another "
+            "name, or replace numbers after review with --energy-update-baseline"
+        )
+    _check_writable_baseline(settings, store, written, flag)
+    return kept
+
+
+def _baseline_path(store: BaselineStore, name: str | None, flag: str) -> Path | None:
+    """The file a baseline name or path stands for; an invalid name is a SettingError."""
+    from pytest_energy.config.settings import SettingError
+    from pytest_energy.storage.baseline_file import BaselineError
+
+    if name is None:
+        return None
+    try:
+        return store.resolve(name)
+    except BaselineError as exc:
+        raise SettingError(f"{flag}: {exc}") from None
+
+
+def _check_writable_baseline(
+    settings: Settings, store: BaselineStore, path: Path, flag: str
+) -> None:
+    """The baseline a save or an update writes: a place to write, and a valid file if any."""
+    from pytest_energy.config.settings import SettingError, check_folder_writable, same_file
+    from pytest_energy.storage.baseline_file import BaselineError
+
+    if path.is_dir():
+        raise SettingError(f"{flag}: {path} is a directory, expected a baseline file")
+    if same_file(path.parent, store.baselines_dir):
+        check_folder_writable(store.baselines_dir, settings.source("dir"))
+    else:
+        check_folder_writable(path.parent, flag, writing=path)
+    if not path.exists():
+        if settings.update_baseline:
+            name = settings.baseline_name
+            raise SettingError(
+                f"{flag}: {store.missing_reason(path, name)}; save one before updating it "
+                "(--energy-save-baseline)"
+            )
+        return
+    try:
+        # Never measure for a save that will refuse to build on the file in place.
+        store.load(path)
+    except BaselineError as exc:
+        raise SettingError(f"{flag}: {exc}") from None
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Refuse a save that would clash with the baseline's entries, before the first test.
+
+    ``--energy-save-baseline`` never overwrites a test's entry for this hardware
+    class (``--energy-update-baseline`` does, with a reason); finding that only after
+    the whole run would waste it.
+    """
+    run = session.config.pluginmanager.get_plugin(RUN_PLUGIN_NAME)
+    if run is None or run.settings.save_baseline is None or run.settings.update_baseline:
+        return
+    machine = run.recorder.machine
+    if machine is None or session.config.option.collectonly:
+        return
+    from pytest_energy.storage.baseline_file import BaselineError
+    from pytest_energy.storage.baselines import BaselineStore
+
+    store = BaselineStore(run.settings.dir)
+    try:
+        path = store.resolve(run.settings.save_baseline)
+        if not path.exists():
+            return
+        stored = store.load(path).entries_for(machine.hardware_class) or {}
+    except BaselineError:
+        return  # changed since pytest configured: the save at the end says how
+    clashes = sorted({item.nodeid for item in session.items} & set(stored))
+    if clashes:
+        # Like a refusal at configure time, this one leaves no trace: without the run
+        # plugin, the end of the session writes no results file and no history row.
+        session.config.pluginmanager.unregister(run)
+        run.recorder.close()
+        raise pytest.UsageError(
+            f"--energy-save-baseline: baseline {path} already has entries for "
+            f"{len(clashes)} of the selected tests on hardware class "
+            f"{machine.hardware_class!r} (first: {clashes[0]}); a save never overwrites "
+            "them: save under another name, or replace them with --energy-update-baseline "
+            '--energy-reason="why the numbers changed"'
+        )
 
 
 @pytest.fixture

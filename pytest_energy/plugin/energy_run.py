@@ -9,6 +9,7 @@ pytest-xdist. The controller alone gates and writes files
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Generator, Mapping
 from dataclasses import replace
@@ -39,7 +40,8 @@ from pytest_energy.record import (
     from_plain,
     to_plain,
 )
-from pytest_energy.storage.history import History, HistoryError
+from pytest_energy.storage.baselines import prepare_directory
+from pytest_energy.storage.history import History, HistoryError, HistoryLocked
 
 TEST_SETTINGS = pytest.StashKey[TestSettings]()
 WINDOW = pytest.StashKey[EnergyWindow | None]()
@@ -99,6 +101,8 @@ class EnergyRun:
                 "(tests measured in parallel share machine-wide counters); run the energy job "
                 "serially, with -n 0 or -p no:xdist"
             )
+        if process_role != "worker":
+            _prepare_energy_dir(settings)
         gate = RunGate(settings, baseline) if baseline is not None else None
         run = cls(config, settings, recorder, carbon, gate)
         if process_role == "controller" and config.pluginmanager.hasplugin("xdist"):
@@ -366,11 +370,31 @@ class EnergyRun:
         self._recorder.close()
 
 
+def _prepare_energy_dir(settings: Settings) -> None:
+    """Create the energy folder with its ``.gitignore`` when an output goes into it.
+
+    Otherwise ``--energy-json=.energy/results.json`` on a fresh checkout makes the
+    folder with a plain ``mkdir`` and the history written there later is not ignored.
+    """
+    outputs = (settings.json, settings.html, settings.markdown)
+    energy_dir = os.path.abspath(settings.dir)
+    if os.path.exists(energy_dir) or not any(
+        path is not None and os.path.abspath(path).startswith(energy_dir + os.sep)
+        for path in outputs
+    ):
+        return
+    # On failure the writer that needs the folder says what is wrong, on one line.
+    with contextlib.suppress(OSError):
+        prepare_directory(settings.dir)
+
+
 def _check_history(settings: Settings) -> None:
     """Refuse, before any test runs, a history path that holds someone else's file."""
     if settings.history is None or not settings.history.exists():
         return
     try:
         History(settings.history).trend(None, limit=1)
+    except HistoryLocked:
+        return  # another run is writing: this run is queued at the end if it still is
     except HistoryError as exc:
         raise SettingError(f"--energy-history: {exc}") from None

@@ -3,14 +3,34 @@
 Runs on the process that reports (the xdist controller, or the only process):
 the run record is completed with what only the whole run knows (families,
 CO2e totals, the commit), the gate decides and sets the exit status through the
-session, never by raising, then the baseline, the JSON results, the history
-and the reports are written.
+session, never by raising, then the files are written.
+
+Writing is fail-safe. The JSON results go first, so they exist whatever happens
+next; then the baseline, the history, the HTML report and the Markdown summary,
+each under its own guard, so one that fails never stops the others. Every
+failure is one line in the terminal's energy section and a notice in the JSON:
+when a later step added a notice, the JSON is written once more at the end, so
+the final file holds them all. (A FIFO or ``/dev/stdout`` gets the JSON once,
+at the end: its reader would see every write.)
+
+The exit status, when the tests and the gate passed (a failed run keeps its own):
+
+* a baseline that was asked for (``--energy-save-baseline``,
+  ``--energy-update-baseline``) and not written: 4, pytest's usage error;
+* any other file that was asked for and not written (the JSON results, the
+  history, the HTML report, the Markdown summary): 1, the build fails;
+* a history locked by another run past the busy timeout is no failure: the run
+  is queued beside the history and added by the next run, so nothing is lost.
+
+An interrupted run writes no baseline and is not added to the history; a run
+that ended in a usage error before the end (a bad marker) writes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,11 +43,14 @@ from pytest_energy.gate.variants import build_families
 from pytest_energy.measure.machine import git_revision
 from pytest_energy.measure.recorder import SessionRecorder
 from pytest_energy.measure.replicas import merge, run_replicas
-from pytest_energy.output_files import write_atomic
-from pytest_energy.record import RoundRole, RunRecord
+from pytest_energy.output_files import write_atomic, writes_through
+from pytest_energy.record import ResultsError, RoundRole, RunRecord
 from pytest_energy.storage.baseline_file import BaselineError
 from pytest_energy.storage.baselines import BaselineStore
 from pytest_energy.storage.history import History, HistoryError, load_series
+
+#: What a writer raises for reasons a user can fix: shown as its message alone.
+USER_ERRORS = (OSError, SettingError, HistoryError, BaselineError, ResultsError)
 
 
 class SessionEnd:
@@ -51,9 +74,16 @@ class SessionEnd:
         self.record: RunRecord | None = None
         #: The one line that says why the energy job failed the build, if it did.
         self.exit_reason: str | None = None
+        #: A line per requested file that could not be written.
+        self._failures: list[str] = []
+        self._json_written = False
 
     def finish(self, session: pytest.Session) -> None:
         recorder, gate, config = self._recorder, self._gate, self._config
+        if session.exitstatus == pytest.ExitCode.USAGE_ERROR:
+            # A run refused for a usage error (a bad marker, found at collection) measured
+            # nothing worth keeping: no results, no history row, no report.
+            return
         if recorder.failure is not None and session.exitstatus == pytest.ExitCode.OK:
             # Numbers stop where the meter stopped: the energy job did not do its job.
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -83,14 +113,26 @@ class SessionEnd:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
                 self.exit_reason = self.exit_reason or gate_failure(record)
         config.hook.pytest_energy_run_record(config=config, record=record)
-        record = self._write_baseline(record, session)
-        record = replace(
-            record, session=replace(record.session, exit_status=int(session.exitstatus))
+        self.record = self._write_files(record, session)
+
+    def _write_files(self, record: RunRecord, session: pytest.Session) -> RunRecord:
+        """Write every file asked for, JSON first, each guarded; the record as finally written."""
+        json_path = self._settings.json
+        streamed = json_path is not None and writes_through(json_path)
+        first = self._with_status(record, session)
+        written = streamed or self._guarded(
+            "results", session, lambda: self._recorder.write_json(first)
         )
-        self.record = record
-        recorder.write_json(record)
-        self._append_history(record)
-        self._write_reports(record)
+        record = self._write_baseline(first, session)
+        record = self._note(record, self._append_history(record, session))
+        record = self._write_reports(record, session)
+        final = self._with_status(self._note(record, []), session)
+        if written and (streamed or _told_more(final, first)):
+            # A stream gets its one write here; a file gets the notices added since.
+            written = self._guarded("results", session, lambda: self._recorder.write_json(final))
+            final = self._with_status(self._note(final, []), session)
+        self._json_written = written and json_path is not None
+        return final
 
     def _replicate(
         self, record: RunRecord, nodeids: Sequence[str], processes: range, role: RoundRole
@@ -151,47 +193,85 @@ class SessionEnd:
             return record  # an interrupted or broken run is no baseline
         try:
             line = save_or_update(settings, record, record.session.commit)
-        except SettingError as exc:
-            line = f"baseline not written: {exc}"
-            if session.exitstatus == pytest.ExitCode.OK:
-                session.exitstatus = pytest.ExitCode.USAGE_ERROR
-                self.exit_reason = self.exit_reason or line
-        notices = [*record.session.notices, line]
+        except Exception as exc:
+            line = f"baseline not written: {describe(exc)}"
+            # Asked for and not written: a usage error, like a bad baseline name.
+            self._fail(line, session, pytest.ExitCode.USAGE_ERROR)
+        return self._note(record, [line])
+
+    def _append_history(self, record: RunRecord, session: pytest.Session) -> list[str]:
+        """Add this run to the history; the lines to show (queued runs, a locked history)."""
+        path = self._settings.history
+        if path is None or record.session.interrupted:
+            return []
+        lines: list[str] = []
+        self._guarded("history", session, lambda: lines.extend(History(path).add_run(record)))
+        return lines
+
+    def _write_reports(self, record: RunRecord, session: pytest.Session) -> RunRecord:
+        settings = self._settings
+        html, markdown = settings.html, settings.markdown
+        if html is not None:
+            record, history = self._trend_series(record)
+            self._guarded("HTML report", session, lambda: _write_html(html, record, history))
+        if markdown is not None:
+            self._guarded("Markdown summary", session, lambda: _write_markdown(markdown, record))
+        return record
+
+    def _trend_series(self, record: RunRecord) -> tuple[RunRecord, dict[str, list[float]] | None]:
+        """The history's sparklines for the HTML report; a report without them if unreadable."""
+        path = self._settings.history
+        if path is None or not path.exists():
+            return record, None
+        try:
+            return record, load_series(path, record.session.machine.hardware_class)
+        except Exception as exc:
+            line = f"HTML report drawn without trends: {describe(exc)}"
+            return self._note(record, [line]), None
+
+    def _guarded(self, what: str, session: pytest.Session, write: Callable[[], object]) -> bool:
+        """Run one writer; a failure is a line and a notice, never the end of the others."""
+        try:
+            write()
+        except Exception as exc:
+            # Expected errors and bugs alike: one writer must not cost the other files.
+            line = f"{what} not written: {describe(exc)}"
+            self._fail(line, session, pytest.ExitCode.TESTS_FAILED)
+            return False
+        return True
+
+    def _fail(self, line: str, session: pytest.Session, status: pytest.ExitCode) -> None:
+        """A requested file was not written: it fails a run that was otherwise OK."""
+        self._failures.append(line)
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = status
+            self.exit_reason = self.exit_reason or line
+
+    def _note(self, record: RunRecord, lines: Sequence[str]) -> RunRecord:
+        """The record with ``lines`` and every failure so far among its notices."""
+        notices = list(record.session.notices)
+        for line in [*lines, *self._failures]:
+            if line not in notices:
+                notices.append(line)
         return replace(record, session=replace(record.session, notices=notices))
 
-    def _append_history(self, record: RunRecord) -> None:
-        settings = self._settings
-        if settings.history is None or record.session.interrupted:
-            return
-        try:
-            History(settings.history).append(record)
-        except HistoryError as exc:
-            self._recorder.notices.append(f"history not updated: {exc}")
-
-    def _write_reports(self, record: RunRecord) -> None:
-        settings = self._settings
-        if settings.html is not None:
-            from pytest_energy.report.html import render_html
-
-            history = None
-            if settings.history is not None and settings.history.exists():
-                history = load_series(settings.history, record.session.machine.hardware_class)
-            write_atomic(settings.html, render_html(record, history))
-        if settings.markdown is not None:
-            from pytest_energy.report.markdown import summary_markdown
-
-            write_atomic(settings.markdown, summary_markdown(record))
+    @staticmethod
+    def _with_status(record: RunRecord, session: pytest.Session) -> RunRecord:
+        return replace(record, session=replace(record.session, exit_status=int(session.exitstatus)))
 
     def write_terminal(self, terminalreporter: Any) -> None:
         from pytest_energy.report.terminal import write_energy_section
 
         if self.record is None:
             return
+        # The line that failed the build is shown once, in red, not also as a note.
+        notices = [n for n in self.record.session.notices if n != self.exit_reason]
+        record = replace(self.record, session=replace(self.record.session, notices=notices))
         write_energy_section(
             terminalreporter,
-            self.record,
+            record,
             top=self._settings.top,
-            json_path=self._settings.json,
+            json_path=self._settings.json if self._json_written else None,
             failure=self.exit_reason,
         )
 
@@ -211,6 +291,38 @@ def save_or_update(settings: Settings, record: RunRecord, commit: str | None) ->
         raise SettingError(str(exc)) from None
     saved = sum(1 for t in record.tests if t.per_unit_samples() is not None)
     return f"baseline {path}: saved {saved} tests for {record.session.machine.hardware_class}"
+
+
+def describe(exc: BaseException) -> str:
+    """Why a writer failed, on one line: the message of an error a user can fix, else its type
+    too (a bug somewhere, still without a traceback that would hide the other files)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    elif isinstance(exc, USER_ERRORS):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+def _told_more(final: RunRecord, first: RunRecord) -> bool:
+    """Whether the steps after the first JSON changed what it says: notices, exit status."""
+    return (final.session.notices, final.session.exit_status) != (
+        first.session.notices,
+        first.session.exit_status,
+    )
+
+
+def _write_html(path: Path, record: RunRecord, history: dict[str, list[float]] | None) -> None:
+    from pytest_energy.report.html import render_html
+
+    write_atomic(path, render_html(record, history))
+
+
+def _write_markdown(path: Path, record: RunRecord) -> None:
+    from pytest_energy.report.markdown import summary_markdown
+
+    write_atomic(path, summary_markdown(record))
 
 
 def gate_failure(record: RunRecord) -> str:

@@ -1,6 +1,7 @@
 """pytest-xdist: which role this process plays, and the controller's extra hook.
 
-Each worker measures its own tests; the controller never opens a meter, and
+Each worker measures its own tests; the controller never measures (it opens the
+named meter once, at configure time, only to refuse one that is not there), and
 collects the results from the reports and each worker's final output.
 """
 
@@ -12,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from pytest_energy.config.settings import Settings
 from pytest_energy.measure.recorder import Role
+from pytest_energy.meters import MeterUnavailable, check_available
 
 #: Where a worker's results ride to the controller: on each teardown report, and
 #: in the worker's final output.
@@ -31,6 +34,21 @@ def role(config: pytest.Config) -> tuple[Role, int]:
     if processes and getattr(config.option, "dist", "no") != "no":
         return "controller", int(processes)
     return "serial", 0
+
+
+def check_meters_on_controller(settings: Settings) -> None:
+    """Refuse, once and before any worker starts, a named meter that is not there.
+
+    The controller never measures, so without this each worker fails to open the
+    meter on its own, xdist restarts it, and the run ends in a crash loop (exit 5)
+    instead of one usage error.
+    """
+    try:
+        check_available(
+            settings.meter, rapl_root=settings.rapl_root, model_watts=settings.model_watts
+        )
+    except (MeterUnavailable, ValueError) as exc:
+        raise pytest.UsageError(f"--energy-meter={settings.meter}: {exc}") from None
 
 
 class XdistController:

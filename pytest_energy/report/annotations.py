@@ -6,10 +6,11 @@ GitHub shows at most 10 annotations of each kind per step and silently drops
 the rest, so we emit the 10 most severe of each and one ``::notice`` that says
 how many more there are.
 
-Values are escaped exactly as ``@actions/core`` does (``escapeData`` and
+Values are escaped as ``@actions/core`` does (``escapeData`` and
 ``escapeProperty`` in actions/toolkit ``packages/core/src/command.ts``), so a
 test id cannot end the command early, start a new one on a new line, or inject
-a property.
+a property; other control characters and bidi overrides are made visible
+(:mod:`pytest_energy.report.escape`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 
 from pytest_energy.record import FamilyResult, RunRecord, TestResult, VariantResult
 from pytest_energy.report import format as fmt
+from pytest_energy.report.escape import workflow_data, workflow_property
 from pytest_energy.report.overview import overview, variant_label
 
 __all__ = [
@@ -35,14 +37,10 @@ MAX_PER_KIND = 10
 ID_LIMIT = 300
 
 
-def escape_data(value: str) -> str:
-    """The message part of a workflow command."""
-    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-
-
-def escape_property(value: str) -> str:
-    """A property value (``file=``, ``title=``): ``:`` and ``,`` would end it."""
-    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
+#: The message part of a workflow command.
+escape_data = workflow_data
+#: A property value (``file=``, ``title=``): ``:`` and ``,`` would end it.
+escape_property = workflow_property
 
 
 def workflow_command(command: str, message: str, **properties: str | int | None) -> str:
@@ -121,6 +119,9 @@ def github_annotations(record: RunRecord, *, limit: int = MAX_PER_KIND) -> list[
     if ov.state == "failed" and not errors:
         errors.append(workflow_command("error", ov.headline, title="Energy check failed"))
     warnings = [_test_command("warning", t, method) for t in sorted(ov.inconclusive, key=_severity)]
+    if ov.incomplete:
+        # A results file left by a killed run: say so where the reviewer looks first.
+        warnings.insert(0, workflow_command("warning", ov.headline, title="Incomplete energy run"))
     lines = errors[:limit] + warnings[:limit]
     extra = _more(len(errors) - limit, len(warnings) - limit, limit)
     if extra:

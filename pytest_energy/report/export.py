@@ -64,7 +64,7 @@ def _benchmark_entry(test: TestResult) -> dict[str, Any] | None:
         entry["unit"] = f"J/{unit_name}"
         entry["value"] = value
         s = test.benchmark.per_unit
-        if math.isfinite(s.ci_low) and math.isfinite(s.ci_high):
+        if fmt.has_interval(s):
             entry["range"] = f"± {fmt.sig((s.ci_high - s.ci_low) / 2)}"
         candidate = len(test.benchmark.rounds_of("candidate"))
         extra.append(f"rounds: {candidate} x {test.benchmark.calls_per_round} calls")

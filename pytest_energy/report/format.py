@@ -12,19 +12,31 @@ and workflow-command escaping lives in :mod:`pytest_energy.report.annotations`.
 from __future__ import annotations
 
 import math
-import re
+from typing import TYPE_CHECKING
+
+from pytest_energy.report import escape
+from pytest_energy.stats import percentage
+
+if TYPE_CHECKING:
+    from pytest_energy.record import Summary
 
 __all__ = [
     "DASH",
     "change",
     "co2e",
+    "cv",
     "duration",
     "energy",
+    "energy_interval",
     "energy_per_unit",
     "grams",
+    "has_interval",
     "markdown_text",
+    "no_interval",
+    "percentage",
     "power",
     "ratio",
+    "relative_interval",
     "share",
     "shorten",
     "sig",
@@ -182,6 +194,50 @@ def change(value: float | None) -> str:
     return f"{percent:+.1f}%"
 
 
+# --- the spread of a sample of rounds ---------------------------------------------------
+#
+# A summary of one round has a zero standard deviation and an interval collapsed
+# onto its value (the record keeps its float fields), which would print as
+# "+-0.0%" and a CV of 0.0 %: a perfect measurement instead of no estimate at all.
+# Every report asks these functions, which say so instead.
+
+
+def has_interval(summary: Summary) -> bool:
+    """Whether ``summary`` has a confidence interval: two rounds or more, finite bounds."""
+    bounds = (summary.mean, summary.ci_low, summary.ci_high)
+    return summary.n >= 2 and all(math.isfinite(v) for v in bounds)
+
+
+def no_interval(n: int, noun: str = "round") -> str:
+    """What stands where an interval would: ``no interval (1 round)``."""
+    return f"no interval ({n} {noun if n == 1 else noun + 's'})"
+
+
+def relative_interval(summary: Summary) -> str:
+    """The 95 % interval as +-x % of the mean (``+-8.8%``), readable whatever the unit."""
+    if summary.n < 2:
+        return no_interval(summary.n)
+    if not has_interval(summary) or summary.mean <= 0:
+        return DASH
+    return f"+-{(summary.ci_high - summary.ci_low) / 2 / summary.mean:.1%}"
+
+
+def energy_interval(summary: Summary) -> str:
+    """The 95 % interval in energy units: ``[9.12 mJ, 10.9 mJ]``."""
+    if summary.n < 2:
+        return no_interval(summary.n)
+    if not has_interval(summary):
+        return DASH
+    return f"[{energy(summary.ci_low)}, {energy(summary.ci_high)}]"
+
+
+def cv(summary: Summary) -> str:
+    """The round-to-round coefficient of variation (``7.1%``); a dash below two rounds."""
+    if summary.n < 2 or not math.isfinite(summary.cv):
+        return DASH
+    return f"{summary.cv:.1%}"
+
+
 def shorten(text: str, limit: int, tail: int = 40) -> str:
     """Cut ``text`` to at most ``limit`` characters, keeping its start and its end.
 
@@ -195,53 +251,22 @@ def shorten(text: str, limit: int, tail: int = 40) -> str:
     return f"{text[:head]}…{text[len(text) - tail :]}"
 
 
-# Bidirectional overrides and isolates reorder what follows them on screen
-# ("Trojan Source", CVE-2021-42574): a test id could display as another test.
-_BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def _control_escape(match: re.Match[str]) -> str:
-    char = match.group()
-    code = ord(char)
-    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-    return named.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-
-
 def visible(text: str) -> str:
     """Control and bidi characters as visible escapes: a newline in a test id reads ``\\n``."""
-    return _CONTROL.sub(_control_escape, text)
+    return escape.terminal_text(text)
 
 
 def without_bidi(text: str) -> str:
-    """Bidi controls as visible escapes, other characters (newlines too) unchanged."""
-    return _BIDI.sub(_control_escape, text)
-
-
-# CommonMark lets any ASCII punctuation be backslash-escaped; these are the ones
-# that mean something inside a line (code, emphasis, links, cells, strikethrough,
-# emoji shortcodes and autolinks, math). Line-start syntax (#, -, +, 1.) cannot
-# occur because untrusted text never starts a line. ``<``, ``>`` and ``&``
-# become entities instead, which GitHub never turns into tags.
-_MARKDOWN_SPECIAL = re.compile(r"[\\`*_\[\]|~:$]")
-_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-# GitHub links @user and #123 after rendering, so backslashes cannot stop it; a
-# word joiner (U+2060, invisible) between the sign and the name does. A hostile
-# test id must not ping people or cross-reference issues from a bot comment.
-_MENTION = re.compile(r"([@#])(?=[\w-])")
+    """Bidi controls (and controls HTML forbids) as visible escapes; newlines and tabs kept."""
+    return escape.html_text(text)
 
 
 def markdown_text(text: str, limit: int | None = None) -> str:
     """Untrusted ``text`` as inert, readable Markdown, safe inside a table cell.
 
-    Control characters become visible escapes (one line, so a table row stays
-    one row), Markdown punctuation is backslash-escaped (``|`` cannot split a
-    cell, ``*`` cannot start emphasis, ``[`` cannot start a link), and ``<``,
-    ``>``, ``&`` become entities so nothing is read as HTML.
+    The rules live in :func:`pytest_energy.report.escape.markdown_text`; this
+    shortens first, so the ellipsis is never inside an escape.
     """
     if limit is not None:
         text = shorten(text, limit)
-    text = visible(text)
-    text = _MARKDOWN_SPECIAL.sub(lambda m: "\\" + m.group(), text)
-    text = re.sub(r"[&<>]", lambda m: _ENTITIES[m.group()], text)
-    return _MENTION.sub("\\1\u2060", text)
+    return escape.markdown_text(text)

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest_energy
 from pytest_energy.record import RunRecord, TestResult
+from pytest_energy.report.escape import html_json, html_text
 from pytest_energy.report.html_methodology import methodology
 from pytest_energy.report.html_views import (
     ChangeRow,
@@ -74,6 +75,19 @@ def template_dir() -> Path:
     return installed if installed.is_dir() else package.parent / "templates"
 
 
+def _finalize(value: Any) -> Any:
+    """Every ``{{ value }}`` of the templates, before autoescape: text (a title, a
+    tooltip, a chart label) with its bidi and control characters made visible.
+
+    ``Markup`` passes unchanged: it is ours (the stylesheet, the script, the
+    ``|tojson`` data written by :func:`html_json`) or test ids already escaped by
+    :func:`~pytest_energy.report.html_views.display_id` and joined with ``<wbr>``.
+    """
+    if isinstance(value, str) and not hasattr(value, "__html__"):
+        return html_text(value)
+    return value
+
+
 @functools.lru_cache(maxsize=1)
 def _environment() -> Any:
     import jinja2
@@ -85,9 +99,12 @@ def _environment() -> Any:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_finalize,
     )
     # |tojson escapes < > & ' as \u00XX, so "</script>" in a test id stays inside
-    # the data block; compact separators keep a 5,000-test page small.
+    # the data block, and html_json writes bidi controls as \uXXXX; compact
+    # separators keep a 5,000-test page small.
+    env.policies["json.dumps_function"] = html_json
     env.policies["json.dumps_kwargs"] = {
         "sort_keys": True,
         "separators": (",", ":"),

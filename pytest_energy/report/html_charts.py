@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from pytest_energy.record import Benchmark, FamilyResult, VariantResult
 from pytest_energy.report import format as fmt
+from pytest_energy.report.escape import html_text
 from pytest_energy.report.overview import variant_label
 
 __all__ = [
@@ -283,7 +284,7 @@ def pareto_scatter(family: FamilyResult) -> Scatter | None:
             ScatterPoint(
                 x=sx(x),
                 y=sy(y),
-                label=fmt.without_bidi(fmt.shorten(variant.variant, 32)),
+                label=html_text(fmt.shorten(variant.variant, 32)),
                 title=(
                     f"{variant.variant}: energy {fmt.ratio(x)}, {metric} {fmt.ratio(y)} "
                     f"({label.word})"

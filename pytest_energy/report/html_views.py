@@ -16,6 +16,7 @@ from typing import Any
 
 from pytest_energy.record import FLAGS, FamilyResult, RunRecord, TestResult
 from pytest_energy.report import format as fmt
+from pytest_energy.report.escape import html_text
 from pytest_energy.report.html_charts import (
     Scatter,
     Sparkline,
@@ -66,8 +67,9 @@ ID_DISPLAY_LIMIT = 240
 
 def display_id(text: str) -> str:
     """A test id (or any untrusted name) as the page shows it: cut in the middle
-    when very long, bidi controls made visible so the text cannot reorder itself."""
-    return fmt.without_bidi(fmt.shorten(text, ID_DISPLAY_LIMIT))
+    when very long, bidi and control characters made visible so the text cannot
+    reorder itself."""
+    return html_text(fmt.shorten(text, ID_DISPLAY_LIMIT))
 
 
 _BREAKS = re.compile(r"(?<=/)|(?<=::)|(?<=\[)|(?<=-)")
@@ -151,7 +153,7 @@ def test_row(
     row = TestRow(
         index=index,
         nodeid=break_points(display_id(test.nodeid)),
-        full_id=fmt.without_bidi(test.nodeid),
+        full_id=html_text(test.nodeid),
         shortened=len(test.nodeid) > ID_DISPLAY_LIMIT,
         outcome=test.outcome,
         energy=fmt.energy(m.total_j if m else None),
@@ -216,8 +218,8 @@ def _benchmark_card(anchor: str, test: TestResult, history: Mapping[str, Any]) -
         anchor=anchor,
         nodeid=display_id(test.nodeid),
         median=fmt.energy_per_unit(s.median, bench.unit),
-        interval=f"[{fmt.energy(s.ci_low)}, {fmt.energy(s.ci_high)}]",
-        cv=f"{s.cv * 100:.1f}%" if math.isfinite(s.cv) else fmt.DASH,
+        interval=fmt.energy_interval(s),
+        cv=fmt.cv(s),
         rounds=(
             f"{len(bench.rounds_of('candidate'))} rounds of {bench.calls_per_round} calls, "
             f"{plain_text(bench.units_per_call)} {bench.unit} per call"

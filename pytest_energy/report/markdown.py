@@ -8,8 +8,8 @@ rows are missing), never the verdict.
 
 Every string that comes from the record (test ids, parametrize values, family
 and variant names, machine names) is untrusted: it passes through
-:func:`~pytest_energy.report.format.markdown_text`, so it renders as inert text
-and cannot split a table cell, open a tag or ping a user.
+:func:`~pytest_energy.report.escape.markdown_text`, so it renders as inert text
+and cannot split a table cell, open a tag, ping a user or become a link.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from pytest_energy.record import FamilyResult, RunRecord, TestResult, VariantResult
 from pytest_energy.report import format as fmt
+from pytest_energy.report.escape import markdown_text
 from pytest_energy.report.overview import (
     Overview,
     budget_breaches,
@@ -51,7 +52,8 @@ _STATE_ICON = {"failed": "❌", "passed": "✅", "not_gated": "⚪"}
 
 
 def _esc(text: object, limit: int | None = ID_LIMIT) -> str:
-    return fmt.markdown_text(str(text), limit)
+    shown = str(text) if limit is None else fmt.shorten(str(text), limit)
+    return markdown_text(shown)
 
 
 def _row(cells: Iterable[str]) -> str:

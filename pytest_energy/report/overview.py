@@ -170,6 +170,8 @@ class Overview:
     unstable_reason: str
     #: Why tests were not gated, most common first: (reason, tests).
     not_gated: list[tuple[str, int]] = field(default_factory=list)
+    #: The session never finished: a checkpoint left by a killed (or still running) run.
+    incomplete: bool = False
 
 
 def _ratio_key(test: TestResult) -> float:
@@ -203,6 +205,11 @@ def _suite_regressed(gate: GateSummary) -> str:
     return ""
 
 
+def _incomplete_headline(record: RunRecord) -> str:
+    recorded = _plural(len(record.tests), "test")
+    return f"Incomplete run: the process ended before the session finished; {recorded} recorded"
+
+
 def _headline(
     record: RunRecord,
     state: GateState,
@@ -212,6 +219,8 @@ def _headline(
     variant_failures: int,
     inconclusive: int,
 ) -> str:
+    if record.session.finished is None:
+        return _incomplete_headline(record)
     share = f"{gated} of {_plural(len(record.tests), 'test')} gated"
     if state == "not_gated":
         return f"Energy not gated: {share} ({_not_gated_reason(record)})"
@@ -257,11 +266,14 @@ def overview(record: RunRecord) -> Overview:
         if variant.verdict == "fail"
     ]
     gate = record.gate
+    # Only the end of a session writes ``finished``: a file without it was left by a
+    # run that was killed (or is still running), whatever else it says.
+    incomplete = record.session.finished is None
     state: GateState
-    if gate is None or (gated == 0 and not variant_failures and not gate.failed):
-        state = "not_gated"
-    elif gate.failed:
+    if gate is not None and gate.failed:
         state = "failed"
+    elif gate is None or incomplete or (gated == 0 and not variant_failures):
+        state = "not_gated"
     else:
         state = "passed"
     unstable = record.session.unstable or (gate is not None and gate.unstable)
@@ -295,4 +307,5 @@ def overview(record: RunRecord) -> Overview:
             for t in tests
             if t.verdict is not None and t.verdict.status == "not_gated"
         ).most_common(),
+        incomplete=incomplete,
     )

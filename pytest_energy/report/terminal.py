@@ -78,33 +78,29 @@ def _benchmarks(writer: _Writer, record: RunRecord) -> None:
     writer.write_line("")
     writer.write_line("benchmarks (median per unit of work, 95% CI of the mean):")
     rows = []
+    starred = False
     for test in benched:
         b = test.benchmark
         assert b is not None
         per_unit = f"{fmt.energy_per_unit(b.per_unit.median, b.unit)}"
-        interval = _relative_interval(b.per_unit.mean, b.per_unit.ci_low, b.per_unit.ci_high)
+        interval = fmt.relative_interval(b.per_unit)
         # The spread the gate sees: of the calibration-normalized ratio when there is one.
         spread = b.normalized or b.per_unit
-        cv = f"{spread.cv:.1%}" if math.isfinite(spread.cv) else fmt.DASH
-        cv += "*" if b.normalized else ""
+        cv = fmt.cv(spread)
+        if b.normalized and cv != fmt.DASH:
+            cv += "*"
+            starred = True
         method = test.measurement.method if test.measurement else record.session.method
         own = [r for r in b.rounds if r.role != "reference" and r.process == 0]
         processes = len({r.process for r in b.rounds if r.role != "reference"})
         shape = f"{len(own)}x{b.calls_per_round}" + (f" x{processes}p" if processes > 1 else "")
         rows.append([per_unit, interval, cv, shape, method, _flags(test), _test_id(test)])
     _table(writer, ["J/unit", "95% CI", "cv", "rounds", "method", "flags", "test"], rows)
-    if any(t.benchmark is not None and t.benchmark.normalized for t in benched):
+    if starred:
         writer.write_line(
             "* cv of J per unit over the interleaved calibration workload's J per "
             "call (what the gate compares)"
         )
-
-
-def _relative_interval(mean: float, low: float, high: float) -> str:
-    """The 95 % interval as +-x % of the mean: readable whatever the unit's scale."""
-    if not (math.isfinite(mean) and math.isfinite(low) and math.isfinite(high)) or mean <= 0:
-        return fmt.DASH
-    return f"+-{(high - low) / 2 / mean:.1%}"
 
 
 def _families(writer: _Writer, record: RunRecord) -> None:
@@ -151,9 +147,9 @@ def _regressions(writer: _Writer, record: RunRecord) -> None:
     modelled = " (modelled vs modelled)" if gate.method == "modelled" else ""
     writer.write_sep("-", f"energy regressions{modelled}", red=gate.failed)
     writer.write_line(
-        f"baseline {gate.baseline}: threshold {gate.threshold:.0%}"
-        f", margin {gate.margin:.0%}, family-wise alpha "
-        f"{gate.alpha:.0%}; "
+        f"baseline {gate.baseline}: threshold {fmt.percentage(gate.threshold)}"
+        f", margin {fmt.percentage(gate.margin)}, family-wise alpha "
+        f"{fmt.percentage(gate.alpha)}; "
         + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(counts.items()))
     )
     _flagged_tests(writer, record)

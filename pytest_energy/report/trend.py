@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from pytest_energy.report.escape import terminal_text
 from pytest_energy.storage.history import TrendPoint
 
 _SPARK = "▁▂▃▄▅▆▇█"
@@ -36,8 +37,10 @@ def format_trend(rows: Sequence[TrendPoint]) -> str:
             change = f"{(usable[-1][0] / usable[-2][0] - 1) * 100:+.1f}%"
         table.append(
             [
-                nodeid,
-                *([hardware_class] if several_classes else []),
+                # Both come from the code under test: escaped so a test id cannot
+                # colour, link or retitle the terminal, or start a line of its own.
+                terminal_text(nodeid),
+                *([terminal_text(hardware_class)] if several_classes else []),
                 str(len(points)),
                 last,
                 change,
@@ -83,4 +86,4 @@ def sparkline(values: Sequence[float | None]) -> str:
 def _format_energy(joules: float, unit: str | None) -> str:
     prefixes = ((1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
     factor, prefix = next(((f, p) for f, p in prefixes if abs(joules) >= f), prefixes[-1])
-    return f"{joules / factor:.3g} {prefix}J/{unit or 'test'}"
+    return f"{joules / factor:.3g} {prefix}J/{terminal_text(unit or 'test')}"

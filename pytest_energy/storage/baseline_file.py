@@ -206,7 +206,7 @@ def parse_baseline(data: dict[str, Any], path: Path) -> Baseline:
         raise BaselineError(f"{where}: 'classes' must be an object keyed by hardware class")
     parsed: dict[str, HardwareBaseline] = {}
     for hardware_class, block in classes.items():
-        at = f"{where}: classes[{hardware_class!r}]"
+        at = f"{where}: classes[{_show(hardware_class)}]"
         if not isinstance(block, dict):
             raise BaselineError(f"{at} must be an object")
         machine = block.get("machine", {})
@@ -219,7 +219,7 @@ def parse_baseline(data: dict[str, Any], path: Path) -> Baseline:
             hardware_class=hardware_class,
             machine=machine,
             tests={
-                nodeid: BaselineEntry.from_dict(entry, f"{at}.tests[{nodeid!r}]")
+                nodeid: BaselineEntry.from_dict(entry, f"{at}.tests[{_show(nodeid)}]")
                 for nodeid, entry in tests.items()
             },
         )
@@ -268,7 +268,12 @@ def round6(value: float) -> float:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond any float
+        return False
 
 
 def _number(data: Mapping[str, Any], key: str, where: str) -> float:
@@ -297,17 +302,6 @@ def _str_list(data: Mapping[str, Any], key: str, where: str, *, required: bool =
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BaselineError(f"{where}.{key} must be a list of strings, got {_show(value)}")
     return list(value)
-
-
-def looks_truncated(exc: ValueError, text: str) -> bool:
-    """An error at the very end, or a string never closed, means the text was cut short."""
-    if not isinstance(exc, json.JSONDecodeError):
-        return False
-    return exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
-
-
-def reject_constant(token: str) -> Any:
-    raise ValueError(f"{token} is not allowed in a baseline")
 
 
 def _show(value: Any) -> str:

@@ -27,7 +27,6 @@ Rules for writing, chosen so a baseline never changes by accident:
 from __future__ import annotations
 
 import fcntl
-import json
 import math
 import os
 import re
@@ -40,16 +39,15 @@ from typing import Any
 from pytest_energy.config import defaults
 from pytest_energy.output_files import write_atomic
 from pytest_energy.record import RunRecord
+from pytest_energy.record_json import JSONInputError, parse_json
 from pytest_energy.storage.baseline_file import (
     Baseline,
     BaselineEntry,
     BaselineError,
     empty_baseline,
-    looks_truncated,
     machine_block,
     one_line,
     parse_baseline,
-    reject_constant,
     render_baseline,
     round6,
 )
@@ -220,11 +218,12 @@ class BaselineStore:
         except (OSError, UnicodeDecodeError) as exc:
             raise BaselineError(f"cannot read baseline file {path}: {one_line(exc)}") from None
         try:
-            data = json.loads(text, parse_constant=reject_constant)
-        except (json.JSONDecodeError, ValueError) as exc:
-            kind = "truncated" if looks_truncated(exc, text) else "not valid JSON"
+            # A baseline may come from anyone's pull request: strict JSON, depth-limited.
+            data = parse_json(text)
+        except JSONInputError as exc:
+            problem = f"is truncated ({exc.detail})" if exc.truncated else str(exc)
             raise BaselineError(
-                f"baseline file {path} is {kind} ({one_line(exc)}); it was left untouched: "
+                f"baseline file {path} {' '.join(problem.split())}; it was left untouched: "
                 f"restore it from version control or delete it and save again"
             ) from None
         if not isinstance(data, dict):
@@ -265,6 +264,8 @@ def baseline_entries(
             normalized = [v for group in bench.by_process(normalized=True) for v in group]
             if len(normalized) != len(samples):
                 normalized = []  # some rounds ran without the calibration workload
+        if not samples:
+            continue  # no round with a positive J per unit: nothing to compare with
         entries[test.nodeid] = BaselineEntry(
             method=test.measurement.method,
             meters=list(test.measurement.meters),

@@ -10,21 +10,28 @@ Several pytest sessions may append at once (parallel CI jobs on one runner, a
 developer's two terminals), so the database runs in WAL mode with a busy
 timeout and each run is written in one transaction. A file at the history path
 that is not a pytest-energy history is reported, never written to.
+
+A history that stays locked longer than the busy timeout (another run stuck
+mid-write) never costs a run: :meth:`History.add_run` then queues the run as a
+results file in ``<history>.pending/``, and the next run that gets the lock
+adds the queued runs first, in the order they were queued, each once.
 """
 
 from __future__ import annotations
 
-import json
 import math
+import os
+import re
 import sqlite3
-import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_energy.record import ResultsError, RunRecord, TestResult
+from pytest_energy.output_files import write_atomic
+from pytest_energy.record import ResultsError, RunRecord, load
+from pytest_energy.record_json import JSONInputError, parse_json
 from pytest_energy.storage.baselines import prepare_directory
 from pytest_energy.storage.history_schema import (
     APPLICATION_ID,
@@ -32,6 +39,8 @@ from pytest_energy.storage.history_schema import (
     POINTS,
     SCHEMA,
     SCHEMA_VERSION,
+    has_run,
+    insert_run,
 )
 
 __all__ = [
@@ -39,13 +48,17 @@ __all__ = [
     "SCHEMA_VERSION",
     "History",
     "HistoryError",
+    "HistoryLocked",
     "TrendPoint",
 ]
 
 DEFAULT_PATH = Path(".energy/history.sqlite")
 #: Long enough for another session to finish writing a run; a writer holds the
-#: lock for milliseconds, so hitting this means something is stuck.
+#: lock for milliseconds, so hitting this means something is stuck. Read at each
+#: connection, so a test can shorten it.
 BUSY_TIMEOUT_S = 10.0
+#: Beside the history, the folder of runs queued while it was locked.
+PENDING_SUFFIX = ".pending"
 #: Points per sparkline taken from the history.
 SERIES_POINTS = 20
 
@@ -54,6 +67,10 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 
 class HistoryError(ValueError):
     """A history file that cannot be used; the message is one line."""
+
+
+class HistoryLocked(HistoryError):
+    """Another process held the history's write lock for longer than the busy timeout."""
 
 
 @dataclass(frozen=True)
@@ -84,48 +101,87 @@ class History:
     def __init__(self, path: Path = DEFAULT_PATH) -> None:
         self.path = Path(path)
 
+    @property
+    def pending_dir(self) -> Path:
+        """Where runs wait while the history is locked: ``<history>.pending``."""
+        return self.path.with_name(self.path.name + PENDING_SUFFIX)
+
     def append(
         self, record: RunRecord, *, commit: str | None = None, branch: str | None = None
     ) -> int:
         """Store one run (its tests and rounds) in one transaction; returns the run id.
 
-        ``commit`` and ``branch`` default to those recorded in the session.
+        ``commit`` and ``branch`` default to those recorded in the session. Raises
+        :class:`HistoryLocked` when another process keeps the history locked.
         """
-        session = record.session
-        run_row = (
-            session.started,
-            session.finished,
-            commit or session.commit,
-            branch or session.branch,
-            session.machine.hardware_class,
-            session.method,
-            session.machine.plugin_version,
-            session.exit_status,
-            int(session.unstable),
-            int(session.interrupted),
-            json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False),
-        )
         with self._transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO runs (started, finished, commit_id, branch, hardware_class, "
-                "method, plugin_version, exit_status, unstable, interrupted, record) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                run_row,
-            )
-            run_id = cursor.lastrowid
-            assert run_id is not None  # an INSERT into a rowid table always sets it
-            conn.executemany(
-                "INSERT INTO tests (run_id, nodeid, outcome, joules, seconds, per_unit, unit, "
-                "flags, verdict, ratio, process_mean, normalized_mean) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                _test_rows(run_id, record),
-            )
-            conn.executemany(
-                "INSERT INTO rounds (run_id, nodeid, idx, calls, seconds, joules, role) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                _round_rows(run_id, record),
-            )
-        return run_id
+            return insert_run(conn, record, commit=commit, branch=branch)
+
+    def add_run(self, record: RunRecord) -> list[str]:
+        """Add the runs queued earlier, then this one; queue it if the history stays locked.
+
+        Returns the lines to show the user: queued runs added, queued files that
+        cannot be read (left in place, never deleted), or where this run waits.
+        """
+        try:
+            with self._transaction() as conn:
+                lines, ingested = self._ingest_pending(conn)
+                insert_run(conn, record)
+        except HistoryLocked:
+            return [self._queue(record)]
+        for path in ingested:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                # Left behind, it is recognised as already added on the next run.
+                lines.append(f"queued run {path} was added but not removed: {exc.strerror}")
+        return lines
+
+    def _queue(self, record: RunRecord) -> str:
+        """Write the run beside the history for the next run to add; the line saying so."""
+        stamp = re.sub(r"[^0-9A-Za-z]+", "", record.session.started) or "run"
+        path = self.pending_dir / f"{stamp}-{os.getpid()}.json"
+        serial = 1
+        while path.exists():  # never replace a run queued before
+            serial += 1
+            path = self.pending_dir / f"{stamp}-{os.getpid()}-{serial}.json"
+        try:
+            write_atomic(path, record.to_json())
+        except OSError as exc:
+            raise HistoryError(
+                f"the history {self.path} stayed locked by another run for "
+                f"{BUSY_TIMEOUT_S:g} s, and this run could not be queued in "
+                f"{self.pending_dir}: {exc.strerror or exc}"
+            ) from None
+        return (
+            f"history {self.path} locked by another run; this run queued in {path} "
+            "and added on the next run"
+        )
+
+    def _ingest_pending(self, conn: sqlite3.Connection) -> tuple[list[str], list[Path]]:
+        """Insert the queued runs not yet in the history; the lines, and the files done."""
+        lines: list[str] = []
+        done: list[Path] = []
+        for path in self._pending_files():
+            try:
+                queued = load(path)
+            except ResultsError as exc:
+                lines.append(f"queued run left in place, fix or delete it: {exc}")
+                continue
+            if not has_run(conn, queued):
+                insert_run(conn, queued)
+                lines.append(f"history: added the run of {queued.session.started} queued in {path}")
+            done.append(path)
+        return lines, done
+
+    def _pending_files(self) -> list[Path]:
+        """The queued runs, oldest first (their names start with their start time)."""
+        try:
+            return sorted(p for p in self.pending_dir.glob("*.json") if p.is_file())
+        except OSError:
+            return []
 
     def trend(
         self,
@@ -183,8 +239,8 @@ class History:
         if row is None:
             raise HistoryError(f"no run {run_id} in the history {self.path}")
         try:
-            return RunRecord.from_dict(json.loads(row["record"]))
-        except (ResultsError, json.JSONDecodeError) as exc:
+            return RunRecord.from_dict(parse_json(row["record"]))
+        except (ResultsError, JSONInputError) as exc:
             raise HistoryError(f"run {run_id} in {self.path} cannot be read: {exc}") from None
 
     @contextmanager
@@ -232,7 +288,7 @@ class History:
                 yield conn
             except sqlite3.OperationalError as exc:
                 if "locked" in str(exc) or "busy" in str(exc):
-                    raise HistoryError(
+                    raise HistoryLocked(
                         f"the history {self.path} stayed locked by another process for "
                         f"{BUSY_TIMEOUT_S:g} s; try again when it has finished"
                     ) from None
@@ -335,61 +391,6 @@ def _filters(
     return " AND ".join(clauses), params
 
 
-def _test_rows(run_id: int, record: RunRecord) -> Iterator[tuple[Any, ...]]:
-    for test in record.tests:
-        per_unit = test.per_unit_samples()
-        measurement = test.measurement
-        own = _own_process_means(test) if per_unit else (None, None)
-        yield (
-            run_id,
-            test.nodeid,
-            test.outcome,
-            _finite(measurement.total_j) if measurement else None,
-            _finite(measurement.seconds) if measurement else None,
-            statistics.median(per_unit[1]) if per_unit else None,
-            per_unit[0] if per_unit else None,
-            ",".join(test.flags),
-            test.verdict.status if test.verdict else None,
-            _finite(test.verdict.ratio) if test.verdict else None,
-            *own,
-        )
-
-
-def _own_process_means(test: TestResult) -> tuple[float | None, float | None]:
-    """The geometric means of this session's own rounds: raw and normalized J per unit."""
-    bench = test.benchmark
-    if bench is None:
-        joules = test.measurement.total_j if test.measurement else None
-        return (_finite(joules) if joules and joules > 0 else None), None
-    raw = bench.by_process()
-    normalized = bench.by_process(normalized=True)
-    return _geometric_mean(raw[0] if raw else []), _geometric_mean(
-        normalized[0] if normalized else []
-    )
-
-
-def _geometric_mean(values: Sequence[float]) -> float | None:
-    if not values:
-        return None
-    return math.exp(statistics.fmean(math.log(v) for v in values))
-
-
-def _round_rows(run_id: int, record: RunRecord) -> Iterator[tuple[Any, ...]]:
-    for test in record.tests:
-        if test.benchmark is None:
-            continue
-        for idx, r in enumerate(test.benchmark.rounds):
-            yield (
-                run_id,
-                test.nodeid,
-                idx,
-                r.calls,
-                _finite(r.seconds),
-                _finite(r.total_j),
-                r.role,
-            )
-
-
 def _point(row: sqlite3.Row) -> TrendPoint:
     return TrendPoint(
         run_id=row["run_id"],
@@ -408,10 +409,6 @@ def _point(row: sqlite3.Row) -> TrendPoint:
         verdict=row["verdict"],
         ratio=row["ratio"],
     )
-
-
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
 
 
 def load_series(
@@ -441,9 +438,9 @@ def load_series(
 
 def _series_from_json(path: Path, text: str) -> dict[str, list[float]]:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HistoryError(f"history file {path} is not valid JSON ({exc})") from None
+        data = parse_json(text)
+    except JSONInputError as exc:
+        raise HistoryError(f"history file {path} {exc}") from None
     if not isinstance(data, dict):
         raise HistoryError(f"history file {path} must hold an object of test id -> numbers")
     series: dict[str, list[float]] = {}

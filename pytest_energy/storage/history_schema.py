@@ -1,6 +1,16 @@
-"""The history's SQLite schema: its tables, its version, and the steps that upgrade it."""
+"""The history's SQLite schema: its tables, its version, the steps that upgrade it, and
+how one run becomes rows of its tables."""
 
 from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import statistics
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pytest_energy.record import RunRecord, TestResult
 
 SCHEMA_VERSION = 2
 #: Version 2 added each run's geometric-mean J per unit of its own process (and of its
@@ -57,6 +67,19 @@ CREATE INDEX tests_by_nodeid ON tests (nodeid, run_id);
 CREATE INDEX rounds_by_test ON rounds (run_id, nodeid);
 CREATE INDEX runs_by_class ON runs (hardware_class, branch, id);
 """
+_INSERT_RUN = (
+    "INSERT INTO runs (started, finished, commit_id, branch, hardware_class, method, "
+    "plugin_version, exit_status, unstable, interrupted, record) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_TESTS = (
+    "INSERT INTO tests (run_id, nodeid, outcome, joules, seconds, per_unit, unit, flags, "
+    "verdict, ratio, process_mean, normalized_mean) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_ROUNDS = (
+    "INSERT INTO rounds (run_id, nodeid, idx, calls, seconds, joules, role) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 # One row per (test, run), newest `limit` runs of each test, oldest first.
 POINTS = """
 SELECT * FROM (
@@ -70,3 +93,107 @@ SELECT * FROM (
 WHERE recent <= ?
 ORDER BY nodeid, run_id
 """
+
+
+def insert_run(
+    conn: sqlite3.Connection,
+    record: RunRecord,
+    *,
+    commit: str | None = None,
+    branch: str | None = None,
+) -> int:
+    """Insert one run with its tests and rounds, inside the caller's transaction."""
+    session = record.session
+    cursor = conn.execute(
+        _INSERT_RUN,
+        (
+            session.started,
+            session.finished,
+            commit or session.commit,
+            branch or session.branch,
+            session.machine.hardware_class,
+            session.method,
+            session.machine.plugin_version,
+            session.exit_status,
+            int(session.unstable),
+            int(session.interrupted),
+            _record_text(record),
+        ),
+    )
+    run_id = cursor.lastrowid
+    assert run_id is not None  # an INSERT into a rowid table always sets it
+    conn.executemany(_INSERT_TESTS, _test_rows(run_id, record))
+    conn.executemany(_INSERT_ROUNDS, _round_rows(run_id, record))
+    return run_id
+
+
+def has_run(conn: sqlite3.Connection, record: RunRecord) -> bool:
+    """Whether this very run is stored: a queued file added once but not removed."""
+    found = conn.execute(
+        "SELECT 1 FROM runs WHERE started = ? AND record = ? LIMIT 1",
+        (record.session.started, _record_text(record)),
+    ).fetchone()
+    return found is not None
+
+
+def _record_text(record: RunRecord) -> str:
+    return json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False)
+
+
+def _test_rows(run_id: int, record: RunRecord) -> Iterator[tuple[Any, ...]]:
+    for test in record.tests:
+        per_unit = test.per_unit_samples()
+        measurement = test.measurement
+        own = _own_process_means(test) if per_unit else (None, None)
+        yield (
+            run_id,
+            test.nodeid,
+            test.outcome,
+            _finite(measurement.total_j) if measurement else None,
+            _finite(measurement.seconds) if measurement else None,
+            statistics.median(per_unit[1]) if per_unit else None,
+            per_unit[0] if per_unit else None,
+            ",".join(test.flags),
+            test.verdict.status if test.verdict else None,
+            _finite(test.verdict.ratio) if test.verdict else None,
+            *own,
+        )
+
+
+def _own_process_means(test: TestResult) -> tuple[float | None, float | None]:
+    """The geometric means of this session's own rounds: raw and normalized J per unit."""
+    bench = test.benchmark
+    if bench is None:
+        joules = test.measurement.total_j if test.measurement else None
+        return (_finite(joules) if joules and joules > 0 else None), None
+    raw = bench.by_process()
+    normalized = bench.by_process(normalized=True)
+    return _geometric_mean(raw[0] if raw else []), _geometric_mean(
+        normalized[0] if normalized else []
+    )
+
+
+def _geometric_mean(values: Sequence[float]) -> float | None:
+    if not values:
+        return None
+    return math.exp(statistics.fmean(math.log(v) for v in values))
+
+
+def _round_rows(run_id: int, record: RunRecord) -> Iterator[tuple[Any, ...]]:
+    for test in record.tests:
+        if test.benchmark is None:
+            continue
+        for idx, r in enumerate(test.benchmark.rounds):
+            yield (
+                run_id,
+                test.nodeid,
+                idx,
+                r.calls,
+                _finite(r.seconds),
+                _finite(r.total_j),
+                r.role,
+            )
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None

@@ -1,0 +1,384 @@
+"""Checkpoints of the results file: appended, valid after each one, honest when a run dies.
+
+A run killed by ``os._exit`` or SIGTERM never reaches the end of the session; the file it
+leaves is the last checkpoint, which says it is incomplete, and every report reads it so.
+``PYTEST_ENERGY_CHECKPOINT_SECONDS=0`` checkpoints after every test, so nothing here waits
+on the clock.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from inner_runs import by_name
+from records import hostile_record, run_record, sample_record, sample_tests
+
+from pytest_energy import cli
+from pytest_energy.measure import checkpoint
+from pytest_energy.measure.checkpoint import (
+    CHECKPOINT_ENV,
+    INCOMPLETE_NOTICE,
+    Checkpoint,
+    results_chunks,
+)
+from pytest_energy.record import RunRecord, TestResult, load
+from pytest_energy.report.markdown import summary_markdown
+from pytest_energy.report.overview import overview
+
+ENERGY = ("--energy", "--energy-meter=model", "--energy-json=results.json")
+
+KILLED = """
+import os
+import signal
+
+def test_first(): pass
+def test_second(): pass
+def test_killed(): {kill}
+def test_never(): pass
+"""
+
+
+@pytest.fixture
+def every_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CHECKPOINT_ENV, "0")
+
+
+def summary(capsys: pytest.CaptureFixture[str], path: Path) -> str:
+    """What ``pytest-energy summary`` prints for ``path`` (and nothing printed before)."""
+    capsys.readouterr()
+    assert cli.main(["summary", str(path)]) == 0
+    out: str = capsys.readouterr().out
+    return out
+
+
+# -- runs that never finish -----------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("every_test")
+@pytest.mark.parametrize(
+    "kill", ["os._exit(1)", "os.kill(os.getpid(), signal.SIGTERM)"], ids=["os_exit", "sigterm"]
+)
+def test_a_killed_run_leaves_a_valid_checkpoint_that_says_incomplete(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str], kill: str
+) -> None:
+    pytester.makepyfile(KILLED.format(kill=kill))
+    result = pytester.runpytest_subprocess(*ENERGY)
+    assert result.ret != 0
+    path = pytester.path / "results.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert list(by_name(data)) == ["test_first", "test_second"]
+    assert data["session"]["finished"] is None
+    assert INCOMPLETE_NOTICE in data["session"]["notices"]
+    assert data["session"]["totals"]["tests"] == 2
+    record = load(path)
+    assert [t.nodeid.split("::")[1] for t in record.tests] == ["test_first", "test_second"]
+    text = summary(capsys, path)
+    headline = text.splitlines()[0]
+    # Markdown escapes the colon (autolinks); the words are the overview's headline.
+    assert headline.startswith("### ⚪ Incomplete run")
+    assert headline.endswith("the process ended before the session finished; 2 tests recorded")
+    assert "passed" not in headline
+
+
+@pytest.mark.usefixtures("every_test")
+def test_a_killed_run_behind_a_symlink_checkpoints_the_target(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(KILLED.format(kill="os._exit(1)"))
+    (pytester.path / "kept").mkdir()
+    target = pytester.path / "kept" / "energy.json"
+    (pytester.path / "results.json").symlink_to(target)
+    pytester.runpytest_subprocess(*ENERGY)
+    assert (pytester.path / "results.json").is_symlink()
+    assert len(load(target).tests) == 2
+    assert sorted(p.name for p in target.parent.iterdir()) == ["energy.json"]
+
+
+@pytest.mark.usefixtures("every_test")
+def test_every_checkpoint_is_valid_json_holding_the_tests_run_so_far(
+    pytester: pytest.Pytester, results: Callable[[str], dict[str, Any]]
+) -> None:
+    # Each test reads the file the run is writing: the checkpoint after the tests before it.
+    pytester.makepyfile(
+        test_reads_the_checkpoint="""
+        import json
+        import pytest
+
+        @pytest.mark.parametrize("n", range(40))
+        def test_reads_the_checkpoint(n):
+            if n == 0:
+                return  # nothing is written before the first test ends
+            with open("results.json", encoding="utf-8") as handle:
+                data = json.load(handle)
+            assert [t["nodeid"] for t in data["tests"]] == [
+                f"test_reads_the_checkpoint.py::test_reads_the_checkpoint[{i}]" for i in range(n)
+            ]
+            assert data["session"]["finished"] is None
+            assert data["session"]["totals"]["tests"] == n
+        """
+    )
+    result = pytester.runpytest(*ENERGY)
+    result.assert_outcomes(passed=40)
+    assert len(results("results.json")["tests"]) == 40
+
+
+@pytest.mark.usefixtures("every_test")
+def test_a_finished_run_is_complete_with_a_test_a_line(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytester.makepyfile("def test_first(): pass\ndef test_second(): pass\n")
+    assert pytester.runpytest(*ENERGY).ret == 0
+    path = pytester.path / "results.json"
+    record = load(path)
+    assert record.session.finished is not None
+    assert INCOMPLETE_NOTICE not in record.session.notices
+    assert len(record.tests) == 2
+    # Streamed test by test, yet the same document the record gives in one piece.
+    text = path.read_text(encoding="utf-8")
+    assert json.loads(text) == json.loads(record.to_json())
+    assert [line[:11] for line in text.splitlines() if "nodeid" in line] == ['{"nodeid": '] * 2
+    assert "Incomplete" not in summary(capsys, path)
+
+
+@pytest.mark.usefixtures("every_test")
+def test_a_run_encodes_each_test_once_across_all_its_checkpoints(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Rewriting the whole file at each checkpoint made the cost per test grow with the run.
+    encoded: list[str] = []
+    whole: list[int] = []
+    checkpointing = [False]
+    real_line, real_write, real_to_json = checkpoint._line, Checkpoint.write, RunRecord.to_json
+
+    def line(test: TestResult) -> str:
+        if checkpointing[0]:
+            encoded.append(test.nodeid)
+        return real_line(test)
+
+    def write(writer: Checkpoint, results: list[TestResult], rest: RunRecord) -> None:
+        checkpointing[0] = True
+        try:
+            real_write(writer, results, rest)
+        finally:
+            checkpointing[0] = False
+
+    def to_json(record: RunRecord) -> str:
+        whole.append(len(record.tests))
+        return real_to_json(record)
+
+    monkeypatch.setattr(checkpoint, "_line", line)
+    monkeypatch.setattr(Checkpoint, "write", write)
+    monkeypatch.setattr(RunRecord, "to_json", to_json)
+    pytester.makepyfile(
+        test_thirty="import pytest\n\n@pytest.mark.parametrize('n', range(30))\n"
+        "def test_n(n): pass\n"
+    )
+    assert pytester.runpytest(*ENERGY, "--energy-history=off").ret == 0
+    assert encoded == [f"test_thirty.py::test_n[{n}]" for n in range(30)]
+    assert whole == []  # the final results are streamed, never one string
+    assert len(load(pytester.path / "results.json").tests) == 30
+
+
+def test_a_bad_checkpoint_interval_is_a_notice_not_an_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CHECKPOINT_ENV, "soon")
+    pytester.makepyfile("def test_one(): pass\n")
+    assert pytester.runpytest(*ENERGY).ret == 0
+    notices = load(pytester.path / "results.json").session.notices
+    assert any(CHECKPOINT_ENV in n and "checkpointing every 2 s" in n for n in notices)
+
+
+@pytest.mark.usefixtures("every_test")
+def test_a_checkpoint_that_cannot_be_written_stops_checkpoints_not_the_tests(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(path: Path, chunks: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(checkpoint, "write_atomic_chunks", disk_full)
+    pytester.makepyfile("def test_first(): pass\ndef test_second(): pass\n")
+    assert pytester.runpytest(*ENERGY).ret == 0
+    record = load(pytester.path / "results.json")
+    assert len(record.tests) == 2
+    assert any(n.startswith("results checkpoints stopped:") for n in record.session.notices)
+
+
+# -- the checkpoint file itself -------------------------------------------------------------
+
+
+def incomplete(record: RunRecord) -> RunRecord:
+    session = replace(record.session, finished=None, notices=[INCOMPLETE_NOTICE])
+    return replace(record, session=session, tests=[])
+
+
+def many_tests(count: int) -> list[TestResult]:
+    base = sample_tests()
+    return [replace(base[i % len(base)], nodeid=f"test_many.py::test_{i}") for i in range(count)]
+
+
+def test_each_checkpoint_encodes_only_the_tests_since_the_last_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encoded: list[str] = []
+    real = checkpoint._line
+
+    def counted(test: TestResult) -> str:
+        encoded.append(test.nodeid)
+        return real(test)
+
+    monkeypatch.setattr(checkpoint, "_line", counted)
+    path = tmp_path / "results.json"
+    tests = many_tests(60)
+    rest = incomplete(sample_record())
+    writer = Checkpoint(path)
+    for done in range(1, len(tests) + 1):
+        writer.write(tests[:done], rest)
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert [t["nodeid"] for t in data["tests"]] == [t.nodeid for t in tests[:done]]
+    # Flat cost: 60 checkpoints encoded 60 tests, not 60 * 61 / 2.
+    assert encoded == [t.nodeid for t in tests]
+    assert load(path).tests == tests
+
+
+def test_hostile_text_keeps_the_offsets_right(tmp_path: Path) -> None:
+    # Non-ASCII and control characters are escaped (ensure_ascii): a character is a byte.
+    path = tmp_path / "results.json"
+    hostile = hostile_record()
+    tests = hostile.tests
+    writer = Checkpoint(path)
+    for done in range(1, len(tests) + 1):
+        writer.write(tests[:done], incomplete(hostile))
+        assert load(path).tests == tests[:done]
+    final = tmp_path / "final.json"
+    final.write_text("".join(results_chunks(hostile)), encoding="utf-8")
+    assert load(final) == hostile
+
+
+def test_a_non_finite_number_is_checkpointed_as_null(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    tests = many_tests(2)
+    tests[1] = replace(tests[1], net_j=float("nan"))
+    Checkpoint(path).write(tests, incomplete(sample_record()))
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["tests"][1]["net_j"] is None
+    assert load(path).tests[0] == tests[0]
+
+
+def test_a_shorter_session_leaves_no_trace_of_the_longer_one(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    long = incomplete(sample_record())
+    long = replace(long, session=replace(long.session, notices=["x" * 500, INCOMPLETE_NOTICE]))
+    tests = many_tests(2)
+    writer = Checkpoint(path)
+    writer.write(tests[:1], long)
+    writer.write(tests, incomplete(sample_record()))
+    record = load(path)
+    assert record.tests == tests
+    assert record.session.notices == [INCOMPLETE_NOTICE]
+
+
+def test_a_file_replaced_between_checkpoints_is_rewritten_whole(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    tests = many_tests(3)
+    rest = incomplete(sample_record())
+    writer = Checkpoint(path)
+    writer.write(tests[:1], rest)
+    path.write_text('{"someone": "else"}\n', encoding="utf-8")
+    writer.write(tests, rest)
+    assert load(path).tests == tests
+
+
+def test_a_failed_append_leaves_the_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "results.json"
+    tests = many_tests(3)
+    rest = incomplete(sample_record())
+    writer = Checkpoint(path)
+    writer.write(tests[:1], rest)
+    before = path.read_bytes()
+    real = os.pwrite
+    calls: list[int] = []
+
+    def full_after_a_page(fd: int, data: bytes, offset: int) -> int:
+        calls.append(offset)
+        if len(calls) == 1:
+            return real(fd, data[:100], offset)  # a short write, then the disk is full
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", full_after_a_page)
+    with pytest.raises(OSError, match="No space"):
+        writer.write(tests, rest)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+
+
+def test_only_a_regular_file_or_a_new_path_is_checkpointed(tmp_path: Path) -> None:
+    fifo = tmp_path / "results.fifo"
+    os.mkfifo(fifo)
+    regular = tmp_path / "old.json"
+    regular.write_text("{}", encoding="utf-8")
+    (tmp_path / "link.json").symlink_to(regular)
+    assert not Checkpoint(fifo).applies()
+    assert not Checkpoint(tmp_path).applies()
+    assert Checkpoint(tmp_path / "new.json").applies()
+    assert Checkpoint(regular).applies()
+    assert Checkpoint(tmp_path / "link.json").applies()
+
+
+def test_the_streamed_results_are_the_record_as_json() -> None:
+    record = sample_record()
+    for each in (record, replace(record, tests=[])):
+        text = "".join(results_chunks(each))
+        assert json.loads(text) == json.loads(each.to_json())
+        assert list(json.loads(text)) == list(json.loads(each.to_json()))  # same order
+    # The session reads as to_json indents it; the tests one a line.
+    text = "".join(results_chunks(record))
+    session = json.dumps(record.to_dict()["session"], indent=1).replace("\n", "\n ")
+    assert f'"session": {session},' in text
+    tests = [line for line in text.splitlines() if line.startswith('{"nodeid": ')]
+    assert len(tests) == len(record.tests)
+
+
+# -- how reports read an incomplete run -----------------------------------------------------
+
+
+def test_an_incomplete_record_is_never_a_passed_run() -> None:
+    complete = run_record(sample_tests())
+    killed = run_record(sample_tests(), finished=None)
+    assert not overview(complete).incomplete
+    ov = overview(killed)
+    assert ov.incomplete
+    assert ov.state == "not_gated"
+    assert ov.headline == (
+        f"Incomplete run: the process ended before the session finished; "
+        f"{len(killed.tests)} tests recorded"
+    )
+    assert "Incomplete run" in summary_markdown(killed).split("\n", 1)[0]
+    assert "Incomplete run" not in summary_markdown(complete)
+
+
+def test_an_incomplete_run_is_a_warning_annotation_and_the_html_headline() -> None:
+    from dataclasses import replace
+
+    from records import sample_record
+
+    from pytest_energy.report.annotations import github_annotations
+    from pytest_energy.report.html import render_html
+
+    complete = sample_record()
+    record = replace(complete, session=replace(complete.session, finished=None))
+    lines = github_annotations(record)
+    assert any(
+        line.startswith("::warning title=Incomplete energy run::Incomplete run") for line in lines
+    )
+    assert not any("Incomplete" in line for line in github_annotations(complete))
+    assert "Incomplete run: the process ended before the session finished" in render_html(record)
