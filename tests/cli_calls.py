@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from records import sample_record
 
 from pytest_energy import cli
 
@@ -22,3 +25,10 @@ def one_error_line(err: str) -> str:
     assert "Traceback" not in err
     assert len(lines[0]) < 600, "a whole object quoted back would swamp the line"
     return lines[0]
+
+
+def sample_results(directory: Path) -> Path:
+    """``results.json`` in ``directory``, holding the golden-file record."""
+    path = directory / "results.json"
+    path.write_text(sample_record().to_json(), encoding="utf-8")
+    return path

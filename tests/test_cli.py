@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cli_calls import one_error_line, run
+from cli_calls import one_error_line, run, sample_results
 from records import sample_record, scale_history
 
 from pytest_energy import __version__, cli
@@ -29,9 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
-    path = tmp_path / "results.json"
-    path.write_text(sample_record().to_json(), encoding="utf-8")
-    return path
+    return sample_results(tmp_path)
 
 
 # -- every command, end to end ------------------------------------------------------------

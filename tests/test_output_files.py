@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_calls import sample_results
 from records import sample_record
 
 from pytest_energy import cli
@@ -394,9 +395,7 @@ def test_the_plugin_writes_the_final_results_through_a_fifo(pytester: pytest.Pyt
 
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
-    path = tmp_path / "results.json"
-    path.write_text(sample_record().to_json(), encoding="utf-8")
-    return path
+    return sample_results(tmp_path)
 
 
 def test_the_cli_writes_a_report_through_a_fifo(
