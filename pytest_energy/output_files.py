@@ -28,7 +28,6 @@ from __future__ import annotations
 import errno
 import os
 import re
-import secrets
 import stat
 from collections.abc import Iterable
 from contextlib import suppress
@@ -143,7 +142,7 @@ def _create_temporary(target: Path) -> tuple[int, Path]:
     stem = target.name[:_TEMP_STEM_CHARS]
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     for _ in range(100):
-        temporary = target.parent / f".{stem}.{secrets.token_hex(4)}.tmp"
+        temporary = target.parent / f".{stem}.{os.urandom(4).hex()}.tmp"
         try:
             return os.open(temporary, flags, NEW_FILE_MODE), temporary
         except FileExistsError:

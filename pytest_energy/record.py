@@ -14,12 +14,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any, Literal
 
+from pytest_energy.frozen import frozen
 from pytest_energy.record_json import ResultsError, from_plain, read_results_data, to_plain
 from pytest_energy.record_verdicts import (
+    ABRun,
+    ABTest,
     BudgetNote,
     FamilyResult,
     GateSummary,
@@ -35,6 +38,8 @@ from pytest_energy.record_verdicts import (
 __all__ = [
     "FLAGS",
     "SCHEMA_VERSION",
+    "ABRun",
+    "ABTest",
     "Benchmark",
     "BudgetNote",
     "Calibration",
@@ -78,19 +83,22 @@ FLAGS = {
     "concurrent": "tests ran in parallel (pytest-xdist): counters are machine-wide",
     "meter_failed": "a meter stopped answering; the window could not be closed",
     "unstable": "round-to-round variation exceeded the configured limit",
+    "uncounted": "a modelled meter priced nothing in the window (the ops meter saw no torch "
+    "operation): its energy is unknown, not zero",
 }
 
 Outcome = Literal["passed", "failed", "skipped", "error"]
 #: What a benchmark round measured: the benchmarked function ("candidate"), its
-#: family's reference interleaved with it ("reference"), or a fresh process's rounds
-#: the gate asked for ("confirm").
-RoundRole = Literal["candidate", "reference", "confirm"]
+#: family's reference interleaved with it ("reference"), a fresh process's rounds
+#: the gate asked for ("confirm"), or in an A/B comparison the base commit's code
+#: interleaved with the head's ("base"; the head's rounds are "candidate").
+RoundRole = Literal["candidate", "reference", "confirm", "base"]
 
 
 # -- the machine and the meters -------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class MeterRecord:
     """A meter as recorded in the run: name, method and what it covers."""
 
@@ -103,7 +111,7 @@ class MeterRecord:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@frozen
 class Machine:
     """The fingerprint that decides which numbers may be compared."""
 
@@ -127,7 +135,7 @@ class Machine:
         return [str(gpu.get("name", "GPU")) for gpu in self.gpus]
 
 
-@dataclass(frozen=True)
+@frozen
 class Idle:
     """Idle power, measured in a short bracket before (and after) the tests."""
 
@@ -143,7 +151,7 @@ class Idle:
 # -- measurements ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Measurement:
     """One energy window: joules per domain and in total, over ``seconds``."""
 
@@ -159,7 +167,7 @@ class Measurement:
         return self.total_j / self.seconds if self.seconds > 0 else 0.0
 
 
-@dataclass(frozen=True)
+@frozen
 class Summary:
     """Location and spread of a sample (per call or per unit), with a 95% interval."""
 
@@ -172,7 +180,7 @@ class Summary:
     ci_high: float
 
 
-@dataclass(frozen=True)
+@frozen
 class Round:
     """One benchmark round: its own energy window around ``calls`` calls."""
 
@@ -203,7 +211,7 @@ class Round:
         return self.per_unit(units_per_call) / self.calibration_j
 
 
-@dataclass(frozen=True)
+@frozen
 class Quality:
     """A named quality metric recorded with the energy, e.g. accuracy."""
 
@@ -212,7 +220,7 @@ class Quality:
     higher_is_better: bool = True
 
 
-@dataclass(frozen=True)
+@frozen
 class Benchmark:
     """What ``energy_benchmark`` measured: calibrated rounds and per-unit statistics."""
 
@@ -272,7 +280,7 @@ class Benchmark:
         return [v for v in values if v is not None and math.isfinite(v) and v > 0]
 
 
-@dataclass(frozen=True)
+@frozen
 class Carbon:
     """CO2e of a figure, with where the intensity came from."""
 
@@ -291,7 +299,7 @@ class Carbon:
 # -- the session ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class EmbodiedSummary:
     """The device's embodied emissions, reported next to operational CO2e, never added."""
 
@@ -302,7 +310,7 @@ class EmbodiedSummary:
     source: str
 
 
-@dataclass(frozen=True)
+@frozen
 class CarbonSummary:
     """The settings behind every CO2e figure of a run, with their provenance."""
 
@@ -331,7 +339,7 @@ class CarbonSummary:
     hint: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class Totals:
     """Sums over the session's measured tests."""
 
@@ -342,7 +350,7 @@ class Totals:
     net_joules: float | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class Calibration:
     """The drift check: a fixed workload's J per call at the start and the end of the session."""
 
@@ -354,7 +362,7 @@ class Calibration:
     skipped: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class TestResult:
     """Everything recorded for one test."""
 
@@ -375,6 +383,8 @@ class TestResult:
     error: str | None = None
     worker: str | None = None
     gating: Gating | None = None
+    #: In an A/B comparison (``pytest-energy ab``): how the test fared on each side.
+    ab: ABTest | None = None
 
     @property
     def flags(self) -> list[str]:
@@ -411,7 +421,7 @@ class TestResult:
         return (bench.unit, samples) if samples else None
 
 
-@dataclass(frozen=True)
+@frozen
 class Session:
     """The session: where, when, with which meters and settings."""
 
@@ -440,7 +450,7 @@ class Session:
     idle_note: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class RunRecord:
     """A whole results file."""
 
@@ -449,6 +459,8 @@ class RunRecord:
     tests: list[TestResult]
     gate: GateSummary | None = None
     families: list[FamilyResult] = field(default_factory=list)
+    #: Set by ``pytest-energy ab`` (then ``gate.mode`` is "ab").
+    ab: ABRun | None = None
 
     def to_dict(self) -> dict[str, Any]:
         plain: dict[str, Any] = to_plain(self)

@@ -5,14 +5,16 @@ Re-exported by :mod:`pytest_energy.record`, which holds the rest of the record.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
+
+from pytest_energy.frozen import frozen
 
 VerdictStatus = Literal["regression", "improvement", "unchanged", "inconclusive", "not_gated"]
 VariantVerdict = Literal["pass", "fail", "inconclusive", "reference", "not_gated"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Verdict:
     """The gate's decision for one test."""
 
@@ -29,7 +31,7 @@ class Verdict:
     kind: str = "baseline"
 
 
-@dataclass(frozen=True)
+@frozen
 class BudgetNote:
     """One energy budget of the ``energy`` marker, judged: the figure, the limit, the action."""
 
@@ -46,7 +48,7 @@ class BudgetNote:
     why_not_fail: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class Gating:
     """What the gate needs from a test's marker: whether it is gated, and its threshold."""
 
@@ -55,7 +57,7 @@ class Gating:
     screen: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class QualityRatio:
     """A variant's quality metric next to the reference's: ratio 1.0 means it kept all."""
 
@@ -65,7 +67,7 @@ class QualityRatio:
     ratio: float | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class VariantResult:
     """One variant of a model family compared with the family's reference."""
 
@@ -98,7 +100,7 @@ class VariantResult:
         return 1.0 if self.verdict == "reference" else None
 
 
-@dataclass(frozen=True)
+@frozen
 class FamilyResult:
     """A model and its compressed variants, as measured in one session."""
 
@@ -110,7 +112,7 @@ class FamilyResult:
     variants: list[VariantResult]
 
 
-@dataclass(frozen=True)
+@frozen
 class SuiteCheck:
     """The suite-level check: total energy of all gated tests, baseline vs now."""
 
@@ -123,7 +125,7 @@ class SuiteCheck:
     current_j: float | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class GateSummary:
     """How the gate was configured for a run and what it decided."""
 
@@ -141,3 +143,39 @@ class GateSummary:
     decision: str = ""
     #: Tests in the run, gated or not: "3 of 765 tests gated".
     tests: int = 0
+    #: "baseline" (a stored baseline or the history) or "ab" (``pytest-energy ab``).
+    mode: str = "baseline"
+
+
+@frozen
+class ABTest:
+    """One test of an A/B comparison: present on which side, and how each side ended."""
+
+    #: compared, new (head only), removed (base only), failed (on a side), crashed
+    #: (a worker process died), or skipped (not measured: the time budget, a selection).
+    status: str
+    base_outcome: str = ""
+    head_outcome: str = ""
+    #: Process pairs (one base and one head worker each) that decided the verdict.
+    pairs: int = 0
+    #: What the screen said, and whether extra process pairs measured it again.
+    screen: str = ""
+    problem: str = ""
+
+
+@frozen
+class ABRun:
+    """An A/B comparison: the base commit and the head measured in one job, interleaved."""
+
+    base_ref: str
+    base_commit: str
+    head_ref: str
+    head_commit: str
+    #: Worker processes per side that measured the screen, and at most in all.
+    processes: int
+    max_processes: int
+    budget_s: float
+    wall_s: float
+    #: Why A/B needs no start/end drift check, as shown in every report.
+    drift: str = ""
+    notices: list[str] = field(default_factory=list)

@@ -18,11 +18,10 @@ lognormal round-to-round noise becomes normal noise.
 from __future__ import annotations
 
 import math
-import statistics
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
+from pytest_energy.frozen import frozen
 from pytest_energy.record import Summary
 from pytest_energy.student_t import (
     incomplete_beta,
@@ -57,6 +56,28 @@ __all__ = [
 # --- summaries ---------------------------------------------------------------------------
 
 
+def fmean(values: Iterable[float]) -> float:
+    """The arithmetic mean, as ``statistics.fmean`` computes it (``fsum / n``).
+
+    Here rather than imported: ``statistics`` (with ``fractions``) was a noticeable part of
+    what ``--energy`` costs a run's start-up (issue 16).
+    """
+    data = values if isinstance(values, Sequence) else list(values)
+    if not data:
+        raise ValueError("fmean() needs at least one value")
+    return math.fsum(data) / len(data)
+
+
+def middle(values: Iterable[float]) -> float:
+    """The median, as ``statistics.median`` computes it (the mean of the middle two)."""
+    data = sorted(values)
+    n = len(data)
+    if n == 0:
+        raise ValueError("middle() needs at least one value")
+    half = n // 2
+    return data[half] if n % 2 else (data[half - 1] + data[half]) / 2
+
+
 def summarize(values: Sequence[float], *, confidence: float = 0.95) -> Summary:
     """Location and spread of a sample, with a Student t interval for the mean.
 
@@ -79,8 +100,8 @@ def summarize(values: Sequence[float], *, confidence: float = 0.95) -> Summary:
     if not all(math.isfinite(v) for v in data):
         raise ValueError("summarize() got a value that is not a finite number")
     n = len(data)
-    mean = statistics.fmean(data)
-    median = float(statistics.median(data))
+    mean = fmean(data)
+    median = float(middle(data))
     if n == 1:
         return Summary(n=1, median=median, mean=mean, stdev=0.0, cv=0.0, ci_low=mean, ci_high=mean)
     stdev = math.sqrt(sample_variance(data))
@@ -150,7 +171,7 @@ def percentage(fraction: float) -> str:
 # --- inference on log ratios -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class LogRatio:
     """What the data say about ``log(current / baseline)``: estimate, standard error, df.
 
@@ -294,7 +315,7 @@ def history_log_ratio(runs: Sequence[float], current: Sequence[float]) -> LogRat
     if len(history) < 2 or not cur:
         raise ValueError("history_log_ratio needs at least 2 runs and 1 current value")
     k = len(history)
-    estimate = statistics.fmean(cur) - statistics.fmean(history)
+    estimate = fmean(cur) - fmean(history)
     se = math.sqrt(sample_variance(history) * (1.0 + 1.0 / k))
     return LogRatio(estimate=estimate, se=se, df=float(k - 1) if se > 0 else math.inf)
 
@@ -319,7 +340,7 @@ def paired_log_ratio(reference: Sequence[float], candidate: Sequence[float]) -> 
     if not differences:
         raise ValueError("paired_log_ratio needs at least one pair")
     n = len(differences)
-    estimate = statistics.fmean(differences)
+    estimate = fmean(differences)
     if n == 1:
         return LogRatio(estimate=estimate, se=math.inf, df=math.inf)
     se = math.sqrt(sample_variance(differences) / n)

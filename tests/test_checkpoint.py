@@ -20,7 +20,7 @@ import pytest
 from inner_runs import by_name
 from records import hostile_record, run_record, sample_record, sample_tests
 
-from pytest_energy import cli
+from pytest_energy import cli, record_lines
 from pytest_energy.measure import checkpoint
 from pytest_energy.measure.checkpoint import (
     CHECKPOINT_ENV,
@@ -31,6 +31,7 @@ from pytest_energy.measure.checkpoint import (
 from pytest_energy.record import RunRecord, TestResult, load
 from pytest_energy.report.markdown import summary_markdown
 from pytest_energy.report.overview import overview
+from pytest_energy.storage.history import History
 
 ENERGY = ("--energy", "--energy-meter=model", "--energy-json=results.json")
 
@@ -146,42 +147,64 @@ def test_a_finished_run_is_complete_with_a_test_a_line(
 
 
 @pytest.mark.usefixtures("every_test")
-def test_a_run_encodes_each_test_once_across_all_its_checkpoints(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("history", [False, True])
+def test_a_run_encodes_each_test_once_for_its_results_file(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, history: bool
 ) -> None:
-    # Rewriting the whole file at each checkpoint made the cost per test grow with the run.
+    # Rewriting the whole file at each checkpoint made the cost per test grow with the run,
+    # and writing the final file whole encoded every test again: checkpoints append, and
+    # the final results finish the checkpoint file in place. The history stores its own
+    # compressed copy, encoded once more.
     encoded: list[str] = []
     whole: list[int] = []
-    checkpointing = [False]
-    real_line, real_write, real_to_json = checkpoint._line, Checkpoint.write, RunRecord.to_json
+    real_encode, real_to_json = record_lines.encode_test, RunRecord.to_json
 
-    def line(test: TestResult) -> str:
-        if checkpointing[0]:
-            encoded.append(test.nodeid)
-        return real_line(test)
-
-    def write(writer: Checkpoint, results: list[TestResult], rest: RunRecord) -> None:
-        checkpointing[0] = True
-        try:
-            real_write(writer, results, rest)
-        finally:
-            checkpointing[0] = False
+    def encode(test: TestResult) -> str:
+        encoded.append(test.nodeid)
+        return real_encode(test)
 
     def to_json(record: RunRecord) -> str:
         whole.append(len(record.tests))
         return real_to_json(record)
 
-    monkeypatch.setattr(checkpoint, "_line", line)
-    monkeypatch.setattr(Checkpoint, "write", write)
+    monkeypatch.setattr(record_lines, "encode_test", encode)
     monkeypatch.setattr(RunRecord, "to_json", to_json)
     pytester.makepyfile(
         test_thirty="import pytest\n\n@pytest.mark.parametrize('n', range(30))\n"
         "def test_n(n): pass\n"
     )
-    assert pytester.runpytest(*ENERGY, "--energy-history=off").ret == 0
-    assert encoded == [f"test_thirty.py::test_n[{n}]" for n in range(30)]
-    assert whole == []  # the final results are streamed, never one string
-    assert len(load(pytester.path / "results.json").tests) == 30
+    extra = () if history else ("--energy-history=off",)
+    assert pytester.runpytest(*ENERGY, *extra).ret == 0
+    nodeids = [f"test_thirty.py::test_n[{n}]" for n in range(30)]
+    assert encoded == nodeids * (2 if history else 1)
+    assert whole == []  # the final results and the history are streamed, never one string
+    record = load(pytester.path / "results.json")
+    assert [t.nodeid for t in record.tests] == nodeids
+    assert record.session.finished is not None
+    assert INCOMPLETE_NOTICE not in record.session.notices
+    if history:
+        stored = History(pytester.path / ".energy" / "history.sqlite").record(1)
+        assert [t.nodeid for t in stored.tests] == nodeids
+
+
+def test_results_changed_after_the_last_checkpoint_are_written_whole(
+    tmp_path: Path,
+) -> None:
+    # A verdict added at the end is a new result object: the file is written whole.
+    path = tmp_path / "results.json"
+    tests = many_tests(4)
+    writer = Checkpoint(path)
+    writer.write(tests[:3], incomplete(sample_record()))
+    finished = replace(sample_record(), tests=tests)
+    assert writer.finish(finished)
+    assert json.loads(path.read_text(encoding="utf-8")) == json.loads(finished.to_json())
+    again = replace(finished, session=replace(finished.session, notices=["one more"]))
+    assert writer.finish(again)  # the same tests, a new session: finished in place again
+    assert load(path) == again
+    changed = replace(again, tests=[replace(tests[0], outcome="failed"), *tests[1:]])
+    assert not writer.finish(changed)
+    path.write_text("edited by someone\n", encoding="utf-8")
+    assert not Checkpoint(path).finish(again)  # never wrote there: nothing to finish
 
 
 def test_a_bad_checkpoint_interval_is_a_notice_not_an_error(
@@ -226,13 +249,13 @@ def test_each_checkpoint_encodes_only_the_tests_since_the_last_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     encoded: list[str] = []
-    real = checkpoint._line
+    real = record_lines.encode_test
 
     def counted(test: TestResult) -> str:
         encoded.append(test.nodeid)
         return real(test)
 
-    monkeypatch.setattr(checkpoint, "_line", counted)
+    monkeypatch.setattr(record_lines, "encode_test", counted)
     path = tmp_path / "results.json"
     tests = many_tests(60)
     rest = incomplete(sample_record())

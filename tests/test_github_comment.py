@@ -39,6 +39,9 @@ class Scripted:
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
     method: str | None = None  # None: the next request, whatever its method
+    #: Bytes sent as they are instead of an HTTP answer: a garbled status line, an
+    #: answer cut short. The connection is closed after them.
+    raw: bytes | None = None
 
 
 @dataclass
@@ -100,6 +103,8 @@ class FakeGitHub:
             for index, canned in enumerate(self.script):
                 if canned.method in {None, method}:
                     del self.script[index]
+                    if canned.raw is not None:
+                        return canned.status, canned.headers, canned.raw
                     return canned.status, canned.headers, canned.body
         if self.redirect_to is not None:
             return 302, {"Location": self.redirect_to}, None
@@ -142,13 +147,17 @@ class FakeGitHub:
         return 200, {"Link": ", ".join(links)} if links else {}, chunk
 
 
-def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
+def github_handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {key.lower(): value for key, value in self.headers.items()}
             status, extra, data = fake.answer(self.command, self.path, headers, body)
+            if isinstance(data, bytes):
+                self.wfile.write(data)
+                self.close_connection = True
+                return
             raw = b"" if data is None else json.dumps(data).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -171,7 +180,7 @@ def serve() -> Iterator[Callable[[FakeGitHub], str]]:
     servers: list[ThreadingHTTPServer] = []
 
     def start(fake: FakeGitHub) -> str:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+        server = ThreadingHTTPServer(("127.0.0.1", 0), github_handler(fake))
         servers.append(server)
         # A short poll interval only makes shutdown() prompt at teardown.
         threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
@@ -673,3 +682,263 @@ def test_required_arguments_are_enforced_by_argparse(capsys: pytest.CaptureFixtu
         parse("--repo", REPO)
     assert caught.value.code == 2
     assert "--body-file" in capsys.readouterr().err
+
+
+# --- one line for every HTTP or parse failure ------------------------------------------
+
+#: A status line http.client cannot parse, and an answer shorter than it announced.
+BAD_STATUS_LINE = b"HTTP/1.1 two hundred OK\r\n\r\n"
+CUT_SHORT = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n[{"
+
+
+def one_line(err: str) -> str:
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_the_token_is_redacted_before_a_long_message_is_cut(
+    fake: FakeGitHub, body_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.add_pull(7, HEAD)
+    # The cut at 200 characters falls inside the token: cutting first would have
+    # printed most of it, and the whole-token replacement would then miss it.
+    fake.script = [Scripted(422, body={"message": "x" * 190 + TOKEN + "y" * 40})]
+    assert comment(fake, body_file) == 1
+    err = one_line(capsys.readouterr().err)
+    assert "x" * 190 + "***" in err
+    for start in range(len(TOKEN) - 6):
+        assert TOKEN[start : start + 6] not in err
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [(BAD_STATUS_LINE, "malformed status line"), (CUT_SHORT, "cut short")],
+    ids=["bad-status-line", "incomplete-read"],
+)
+def test_a_garbled_answer_is_retried(
+    fake: FakeGitHub, body_file: Path, raw: bytes, reason: str
+) -> None:
+    fake.add_pull(7, HEAD)
+    fake.script = [Scripted(0, raw=raw, method="GET")]
+    sleeps = Sleeps()
+    assert comment(fake, body_file, sleeps=sleeps) == 0
+    assert sleeps == [1.0]
+    assert len(fake.comments[7]) == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [(BAD_STATUS_LINE, "malformed status line"), (CUT_SHORT, "cut short")],
+    ids=["bad-status-line", "incomplete-read"],
+)
+def test_a_garbled_answer_that_persists_is_one_line(
+    fake: FakeGitHub,
+    body_file: Path,
+    raw: bytes,
+    reason: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    fake.add_pull(7, HEAD)
+    fake.script = [Scripted(0, raw=raw)] * 4
+    assert comment(fake, body_file) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith("pytest-energy comment: error: GET /repos/octo/energy/pulls failed:")
+    assert reason in line
+    assert len(fake.seen) == 4
+
+
+@pytest.mark.parametrize(
+    "link",
+    ["{base}/repos/octo/energy/pulls?page=2 &per_page=100", "http://[::1/repos/octo/energy/pulls"],
+    ids=["space-in-url", "bad-ipv6-host"],
+)
+def test_a_malformed_link_header_is_one_line(
+    fake: FakeGitHub, body_file: Path, link: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.add_pull(7, HEAD)
+    fake.extra_link = link.format(base=fake.base)
+    assert comment(fake, body_file) == 1
+    line = one_line(capsys.readouterr().err)
+    assert "refusing" in line
+    assert TOKEN not in line
+    assert len(fake.seen) == 1
+
+
+def test_padding_inside_link_brackets_is_tolerated(fake: FakeGitHub, body_file: Path) -> None:
+    fake.add_pull(7, OTHER_HEAD)
+    fake.add_pull(8, HEAD)
+    pages = iter([f" {fake.base}/repos/{REPO}/pulls?state=open&per_page=1&page=2 ", None])
+
+    original = fake.page
+
+    def padded(path: str, query: dict[str, str], items: list[dict[str, Any]]) -> Any:
+        if not path.endswith("/pulls"):
+            return original(path, query, items)
+        status, _headers, chunk = original(path, {**query, "per_page": "1"}, items)
+        following = next(pages)
+        return status, ({"Link": f'<{following}>; rel="next"'} if following else {}), chunk
+
+    fake.page = padded  # type: ignore[method-assign]
+    assert comment(fake, body_file) == 0
+    assert len(fake.comments[8]) == 1
+
+
+# --- results folders: every file its own section ----------------------------------------
+
+
+def _results_dir(tmp_path: Path, **files: str | bytes | None) -> Path:
+    """An artifacts folder: name -> results.json text, bytes, or None for a symlink."""
+    from records import passed_record, sample_record, ungated_record
+
+    root = tmp_path / "artifacts"
+    for name, content in files.items():
+        folder = root / name
+        folder.mkdir(parents=True)
+        target = folder / "results.json"
+        if content is None:
+            (tmp_path / "elsewhere.json").write_text(passed_record().to_json(), encoding="utf-8")
+            target.symlink_to(tmp_path / "elsewhere.json")
+        elif content == "passed":
+            target.write_text(passed_record().to_json(), encoding="utf-8")
+        elif content == "quiet":  # no regression, nothing inconclusive: no alert
+            target.write_text(ungated_record().to_json(), encoding="utf-8")
+        elif content == "regressed":
+            target.write_text(sample_record().to_json(), encoding="utf-8")
+        elif isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content, encoding="utf-8")
+    root.mkdir(exist_ok=True)
+    return root
+
+
+def results_comment(fake: FakeGitHub, directory: Path, *extra: str) -> int:
+    args = parse(
+        "--results-dir", str(directory), "--repo", REPO, "--head-sha", HEAD,
+        "--api-url", fake.base, *extra,
+    )  # fmt: skip
+    return github.comment_command(
+        args, sleep=Sleeps(), clock=lambda: NOW, environ={"GITHUB_TOKEN": TOKEN}
+    )
+
+
+def test_one_bad_results_file_does_not_hide_the_others(
+    fake: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.add_pull(7, HEAD)
+    directory = _results_dir(
+        tmp_path,
+        **{"a-good": "passed", "b-garbage": "{not json", "c-link": None, "d-binary": b"\xff\xfe"},
+    )
+    huge = directory / "e-huge" / "results.json"
+    huge.parent.mkdir()
+    with huge.open("wb") as handle:  # sparse: 21 MB on paper, nothing on disk
+        handle.truncate(21 * 1024 * 1024)
+    assert results_comment(fake, directory) == 0
+
+    out = capsys.readouterr().out
+    [posted] = fake.comments[7]
+    body = posted["body"]
+    assert body.startswith(github.DEFAULT_MARKER)
+    assert body.count(github.DEFAULT_MARKER) == 1
+    assert "Energy check passed" in body
+    for name in ("b-garbage", "c-link", "d-binary", "e-huge"):
+        assert f"results of artifact {name} could not be shown" in body
+    assert "over the 20 MiB limit" in body
+    assert "not a regular file" in body
+    assert out.count("skipped results: ") == 4
+    assert "Traceback" not in out
+
+
+def test_a_pr_hint_is_found_beside_the_results(
+    fake: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.add_pull(7, HEAD)
+    fake.add_pull(9, HEAD)  # a tie only pr.json can break
+    directory = _results_dir(tmp_path, job="passed")
+    (directory / "job" / "pr.json").write_text(json.dumps({"pr": 9, "head_sha": HEAD}))
+    assert results_comment(fake, directory) == 0
+    assert 9 in fake.comments
+    assert 7 not in fake.comments
+
+
+def test_no_results_replace_a_stale_comment(
+    fake: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.add_pull(7, HEAD)
+    stale = fake.add_comment(7, f"{github.DEFAULT_MARKER}\n### ✅ Energy check passed")
+    assert results_comment(fake, _results_dir(tmp_path)) == 0
+    assert "No energy results" in stale["body"]
+    assert github.DEFAULT_MARKER in stale["body"]
+    assert "updated the energy comment" in capsys.readouterr().out
+
+
+def test_no_results_and_no_comment_posts_nothing(
+    fake: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.add_pull(7, HEAD)
+    # download-artifact leaves no folder at all when the run uploaded nothing.
+    assert results_comment(fake, tmp_path / "never-downloaded") == 0
+    assert fake.requests("POST") == []
+    assert fake.requests("PATCH") == []
+    assert "nothing to post" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text", ["", "\n  \n"], ids=["empty", "blank"])
+def test_an_empty_body_is_never_posted(
+    fake: FakeGitHub, tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.add_pull(7, HEAD)
+    empty = tmp_path / "empty.md"
+    empty.write_text(text, encoding="utf-8")
+    assert comment(fake, empty) == 0
+    assert fake.requests("POST") == []
+    assert "nothing to post" in capsys.readouterr().out
+
+
+def test_on_alert_stays_silent_while_everything_passes(
+    fake: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.add_pull(7, HEAD)
+    assert results_comment(fake, _results_dir(tmp_path, job="quiet"), "--when", "on-alert") == 0
+    assert fake.requests("POST") == []
+    assert "--when on-alert" in capsys.readouterr().out
+
+
+def test_on_alert_comments_on_an_inconclusive_result(fake: FakeGitHub, tmp_path: Path) -> None:
+    fake.add_pull(7, HEAD)
+    assert results_comment(fake, _results_dir(tmp_path, job="passed"), "--when", "on-alert") == 0
+    [posted] = fake.comments[7]
+    assert "1 inconclusive" in posted["body"]
+
+
+def test_on_alert_comments_on_a_regression(fake: FakeGitHub, tmp_path: Path) -> None:
+    fake.add_pull(7, HEAD)
+    directory = _results_dir(tmp_path, ok="passed", gpu="regressed")
+    assert results_comment(fake, directory, "--when", "on-alert") == 0
+    [posted] = fake.comments[7]
+    assert "Energy check failed" in posted["body"]
+
+
+def test_on_alert_still_corrects_an_earlier_alert(fake: FakeGitHub, tmp_path: Path) -> None:
+    fake.add_pull(7, HEAD)
+    earlier = fake.add_comment(7, f"{github.DEFAULT_MARKER}\n### ❌ Energy check failed")
+    assert results_comment(fake, _results_dir(tmp_path, job="quiet"), "--when", "on-alert") == 0
+    assert "Energy not gated" in earlier["body"]
+    assert "Energy check failed" not in earlier["body"]
+
+
+def test_when_never_makes_no_request(fake: FakeGitHub, tmp_path: Path) -> None:
+    fake.add_pull(7, HEAD)
+    assert results_comment(fake, _results_dir(tmp_path, job="regressed"), "--when", "never") == 0
+    assert fake.seen == []
+
+
+def test_on_alert_needs_the_results_not_a_body_file(
+    fake: FakeGitHub, body_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert comment(fake, body_file, "--when", "on-alert") == 2
+    assert "--when on-alert needs --results-dir" in one_line(capsys.readouterr().err)
+    assert fake.seen == []

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
 import sys
+import zlib
 from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
@@ -20,6 +22,7 @@ from pytest_energy.record import (
     Verdict,
 )
 from pytest_energy.report.trend import format_trend, sparkline
+from pytest_energy.storage import history_schema
 from pytest_energy.storage.history import (
     APPLICATION_ID,
     SCHEMA_VERSION,
@@ -410,7 +413,48 @@ def test_a_version_1_history_is_upgraded_in_place(history: History) -> None:
         conn.execute("PRAGMA user_version = 1")
         conn.commit()
     assert history.trend("t.py::test_a")[0].per_unit == 3.0  # read, then upgraded
-    assert query(history.path, "PRAGMA user_version") == [(2,)]
+    assert query(history.path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     history.append(run([plain("t.py::test_a", 4.0)]))
     # Runs written before the upgrade have no per-run mean, so no history baseline uses them.
     assert history.last_runs(H100, "main", 5) == {"t.py::test_a": [4.0]}
+
+
+def test_a_run_is_stored_compressed_and_a_version_2_text_row_still_reads(
+    history: History,
+) -> None:
+    record = run([plain("t.py::test_a", 3.0), plain("t.py::test_b", 5.0)])
+    first = history.append(record)
+    stored = query(history.path, "SELECT record FROM runs")[0][0]
+    assert isinstance(stored, bytes)  # zlib-compressed JSON since schema version 3
+    assert json.loads(zlib.decompress(stored)) == json.loads(record.to_json())
+    assert history.record(first) == record
+    # A row written by version 2 holds the record as JSON text: it reads the same.
+    with closing(sqlite3.connect(history.path)) as conn:
+        conn.execute("UPDATE runs SET record = ? WHERE id = ?", (record.to_json(), first))
+        conn.commit()
+    assert history.record(first) == record
+
+
+@pytest.mark.parametrize(
+    ("stored", "problem"),
+    [
+        (b"not zlib at all", "damaged compressed record"),
+        (zlib.compress(b'{"schema_version": 1}')[:-4], "truncated compressed record"),
+    ],
+)
+def test_a_damaged_stored_record_is_one_line(history: History, stored: bytes, problem: str) -> None:
+    run_id = history.append(run([plain("t.py::test_a", 3.0)]))
+    with closing(sqlite3.connect(history.path)) as conn:
+        conn.execute("UPDATE runs SET record = ? WHERE id = ?", (stored, run_id))
+        conn.commit()
+    with pytest.raises(HistoryError, match=f"run {run_id} in .* cannot be read: .*{problem}"):
+        history.record(run_id)
+
+
+def test_a_stored_record_that_would_expand_too_far_is_refused(
+    history: History, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = history.append(run([plain("t.py::test_a", 3.0)]))
+    monkeypatch.setattr(history_schema, "MAX_RECORD_BYTES", 64)
+    with pytest.raises(HistoryError, match="larger than"):
+        history.record(run_id)

@@ -21,6 +21,7 @@ from pytest_energy.measure.benchmark import json_value
 from pytest_energy.plugin.session_end import describe
 from pytest_energy.storage import history as history_module
 from pytest_energy.storage.history import History, HistoryError
+from pytest_energy.storage.history_schema import record_json_text
 
 MODEL = ("--energy", "--energy-meter=model", "--energy-window=0.01")
 
@@ -259,7 +260,7 @@ def hold_write_lock(path: Path) -> sqlite3.Connection:
 def stored_runs(path: Path) -> list[dict[str, Any]]:
     with sqlite3.connect(path) as conn:
         rows = conn.execute("SELECT record FROM runs ORDER BY id").fetchall()
-    return [json.loads(row[0]) for row in rows]
+    return [json.loads(record_json_text(row[0])) for row in rows]
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
         (
             ["--energy-meter=gpu"],
             "ERROR: --energy-meter: unknown meter 'gpu'; expected one of "
-            "auto, rapl, nvml, model, replay:PATH",
+            "auto, rapl, nvml, model, ops, replay:PATH",
         ),
         (["--energy-meter=model,rapl"], "ERROR: --energy-meter: only counters combine*"),
         (["--energy-top=-1"], "ERROR: --energy-top: must not be negative, got '-1'"),

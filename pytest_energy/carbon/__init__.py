@@ -17,6 +17,8 @@ Nothing here reads the bundled tables until a region or the default is resolved.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from pytest_energy.carbon.convert import (
     ATTRIBUTION,
     JOULES_PER_KWH,
@@ -46,15 +48,38 @@ from pytest_energy.carbon.intensity import (
     provenance_line,
     resolve_intensity,
 )
-from pytest_energy.carbon.live import (
-    ElectricityMapsProvider,
-    IntensityProvider,
-    LiveIntensity,
-    apply_live_intensity,
-    make_provider,
-)
 from pytest_energy.carbon.tables import IntensityRow, Tables, bundled_tables
 from pytest_energy.carbon.values import CarbonDataError, CarbonError
+
+if TYPE_CHECKING:
+    from pytest_energy.carbon.live import (
+        ElectricityMapsProvider,
+        IntensityProvider,
+        LiveIntensity,
+        apply_live_intensity,
+        make_provider,
+    )
+
+#: The live providers (HTTP, a cache file) load on first use: a session without one
+#: never imports them.
+_LIVE = frozenset(
+    {
+        "ElectricityMapsProvider",
+        "IntensityProvider",
+        "LiveIntensity",
+        "apply_live_intensity",
+        "make_provider",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LIVE:
+        from pytest_energy.carbon import live
+
+        return getattr(live, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ATTRIBUTION",

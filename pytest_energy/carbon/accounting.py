@@ -8,10 +8,12 @@ except for a marker's ``max_gco2e`` with a fixed explicit intensity.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 from pytest_energy.config.settings import SettingError, Settings
+from pytest_energy.frozen import frozen
 from pytest_energy.record import Carbon, CarbonSummary, Measurement
 
 if TYPE_CHECKING:
@@ -31,7 +33,7 @@ def _origins(settings: Settings) -> dict[str, str]:
     return {key: settings.origins.get(option, option) for key, option in names.items()}
 
 
-@dataclass(frozen=True)
+@frozen
 class SessionCarbon:
     """What turns this session's joules into grams of CO2e."""
 
@@ -45,14 +47,8 @@ class SessionCarbon:
         cls, settings: Settings, config: pytest.Config | None = None, *, live: bool = True
     ) -> SessionCarbon:
         """Validate the carbon settings; raise SettingError with a one-line message."""
-        from pytest_energy.carbon import (
-            CarbonError,
-            apply_live_intensity,
-            make_provider,
-            parse_embodied,
-            parse_pue,
-            resolve_intensity,
-        )
+        from pytest_energy.carbon import CarbonError, parse_embodied, parse_pue, resolve_intensity
+        from pytest_energy.carbon.values import names_a_provider
 
         origin = _origins(settings)
         notices: list[str] = []
@@ -64,34 +60,52 @@ class SessionCarbon:
                 provider: IntensityProvider | None = None
                 if config is not None:
                     provider = config.hook.pytest_energy_intensity_provider(config=config)
-                if provider is None:
+                # The live providers' module is imported only when one is named.
+                if provider is None and names_a_provider(settings.intensity_provider):
+                    from pytest_energy.carbon.live import make_provider
+
                     provider = make_provider(
                         settings.intensity_provider,
                         origin=origin,
                         cache_path=settings.dir / "cache" / "intensity.json",
                     )
-                choice, message = apply_live_intensity(choice, provider)
-                if message:
-                    notices.append(message)
+                if provider is not None:
+                    from pytest_energy.carbon.live import apply_live_intensity
+
+                    choice, message = apply_live_intensity(choice, provider)
+                    if message:
+                        notices.append(message)
         except CarbonError as exc:
             raise SettingError(str(exc)) from None
         return cls(choice, pue, embodied, tuple(notices))
 
-    def carbon(self, measurement: Measurement, per_unit_j: float | None = None) -> Carbon:
-        """CO2e of a test's window, and of one unit of work for a benchmark."""
-        from pytest_energy.carbon import carbon_for, grams_co2e
+    @cached_property
+    def _template(self) -> Carbon:
+        """Everything of a figure's ``Carbon`` but its grams: the same for every test."""
+        from pytest_energy.carbon import carbon_for
 
-        carbon = carbon_for(
-            measurement.total_j,
-            self.choice,
-            self.pue,
-            seconds=measurement.seconds,
-            embodied=self.embodied,
-        )
-        if per_unit_j is None:
-            return carbon
-        return replace(
-            carbon, grams_per_unit=grams_co2e(per_unit_j, self.choice.value, self.pue.value)
+        return carbon_for(0.0, self.choice, self.pue)
+
+    def carbon(self, measurement: Measurement, per_unit_j: float | None = None) -> Carbon:
+        """CO2e of a test's window, and of one unit of work for a benchmark.
+
+        The same figures as :func:`~pytest_energy.carbon.carbon_for`, without rebuilding
+        the source text for each of a suite's tests.
+        """
+        from pytest_energy.carbon import grams_co2e
+
+        template = self._template
+        intensity, pue = template.intensity_g_per_kwh, template.pue
+        embodied = self.embodied
+        return Carbon(
+            grams=grams_co2e(measurement.total_j, intensity, pue),
+            intensity_g_per_kwh=intensity,
+            pue=pue,
+            source=template.source,
+            year=template.year,
+            region=template.region,
+            embodied_grams=None if embodied is None else embodied.grams(measurement.seconds),
+            grams_per_unit=None if per_unit_j is None else grams_co2e(per_unit_j, intensity, pue),
         )
 
     def header_line(self) -> str:

@@ -14,16 +14,15 @@ them in would hide an energy regression.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pytest_energy.carbon.values import CarbonError, format_number, parse_number
+from pytest_energy.frozen import frozen
 
 #: Eco-CI amortises over ``60*60*24*365*4 = 126144000`` seconds for 4 years, i.e.
 #: 365-day years; we use the same so that our figures match theirs.
 SECONDS_PER_YEAR = 365 * 24 * 3600
 
 
-@dataclass(frozen=True)
+@frozen
 class PueChoice:
     """The PUE applied to every figure, with where the number comes from."""
 
@@ -95,7 +94,7 @@ MAX_LIFETIME_YEARS = 100.0
 MIN_SHARE = 1e-6
 
 
-@dataclass(frozen=True)
+@frozen
 class EmbodiedChoice:
     """A device's embodied emissions and how they are amortised (SCI's TE, EL, RS)."""
 

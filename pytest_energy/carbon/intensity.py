@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Literal
 
 from pytest_energy.carbon.countries import ALIASES, ALPHA2_TO_ALPHA3
@@ -24,12 +23,13 @@ from pytest_energy.carbon.tables import (
     bundled_tables,
 )
 from pytest_energy.carbon.values import CarbonError, format_number, origin_of, parse_number
+from pytest_energy.frozen import frozen
 
 Kind = Literal["explicit", "region", "world", "live"]
 _EXAMPLES = "a country code (FR, FRA), WORLD, or aws:us-east-1, gcp:europe-west1, azure:westeurope"
 
 
-@dataclass(frozen=True)
+@frozen
 class IntensityChoice:
     """The grid intensity of a session, and everything needed to cite it."""
 

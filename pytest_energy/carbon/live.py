@@ -23,14 +23,15 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from pytest_energy.carbon.countries import ALPHA2_TO_ALPHA3, ALPHA3_TO_ALPHA2
 from pytest_energy.carbon.intensity import IntensityChoice, provenance_line
 from pytest_energy.carbon.tables import Basis
-from pytest_energy.carbon.values import CarbonError, origin_of
+from pytest_energy.carbon.values import NO_PROVIDER, CarbonError, origin_of
+from pytest_energy.frozen import frozen
 from pytest_energy.output_files import write_atomic
 
 TOKEN_ENV = "ELECTRICITYMAPS_TOKEN"
@@ -44,7 +45,7 @@ PROVIDERS = ("electricitymaps",)
 _ALIASES = {"electricity-maps": "electricitymaps", "electricitymap": "electricitymaps"}
 
 
-@dataclass(frozen=True)
+@frozen
 class LiveIntensity:
     """A provider's current figure for one zone."""
 
@@ -283,7 +284,7 @@ def make_provider(
     """The provider named by ``--energy-intensity-provider``; None when off."""
     key = (name or "").strip().lower()
     key = _ALIASES.get(key, key)
-    if key in ("", "off", "none", "table"):
+    if key in NO_PROVIDER:
         return None
     if key == "electricitymaps":
         return ElectricityMapsProvider.from_env(environ, cache_path=cache_path, timeout=timeout)

@@ -20,12 +20,12 @@ import csv
 import functools
 import io
 import re
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from typing import Literal
 
 from pytest_energy.carbon.values import CarbonDataError
+from pytest_energy.frozen import frozen
 
 COUNTRIES_FILE = "grid-intensity-countries.csv"
 CLOUD_FILE = "grid-intensity-cloud-regions.csv"
@@ -43,7 +43,7 @@ _CCF_TONNES = re.compile(r"\(([0-9.]+) tCO2e/kWh")
 _GOOGLE_YEAR_FILE = re.compile(r"data/yearly/(\d{4})\.csv")
 
 
-@dataclass(frozen=True)
+@frozen
 class Dataset:
     """Who publishes a table's numbers and on what basis they are computed."""
 
@@ -88,7 +88,7 @@ DATASETS: dict[str, Dataset] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class IntensityRow:
     """One row of a bundled table: a country (or WORLD) or a cloud region."""
 
@@ -110,7 +110,7 @@ class IntensityRow:
         return self.key.partition(":")[2] or self.key
 
 
-@dataclass(frozen=True)
+@frozen
 class Tables:
     """Both bundled tables, keyed for lookup."""
 

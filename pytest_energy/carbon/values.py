@@ -65,3 +65,12 @@ def format_number(value: float) -> str:
     if "e" in text and abs(value) >= 1:  # large values read better without an exponent
         text = f"{value:.0f}"
     return text
+
+
+#: ``--energy-intensity-provider`` values that mean "no live provider".
+NO_PROVIDER = frozenset({"", "off", "none", "table"})
+
+
+def names_a_provider(name: str | None) -> bool:
+    """Whether ``--energy-intensity-provider`` asks for a live provider (valid or not)."""
+    return (name or "").strip().lower() not in NO_PROVIDER

@@ -22,7 +22,6 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from pytest_energy import __version__
@@ -35,6 +34,7 @@ from pytest_energy.cli.common import (
     load_results,
     write_output,
 )
+from pytest_energy.frozen import frozen
 from pytest_energy.record import ResultsError
 from pytest_energy.report.escape import terminal_text
 
@@ -55,7 +55,7 @@ AddArguments = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]
 
 
-@dataclass(frozen=True)
+@frozen
 class Command:
     """One subcommand: its name, one-line help, and how to parse and run it."""
 
@@ -121,6 +121,12 @@ COMMANDS: list[Command] = [
         "Create or update the pull-request comment on GitHub.",
         "pytest_energy.cli.comment:add_comment_arguments",
         "pytest_energy.cli.comment:run_comment",
+    ),
+    Command(
+        "ab",
+        "Measure the base commit and the head in one job, interleaved; exit 1 on a regression.",
+        "pytest_energy.ab.command:add_arguments",
+        "pytest_energy.ab.command:run",
     ),
 ]
 

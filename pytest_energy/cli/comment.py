@@ -3,8 +3,16 @@
 This runs in the privileged ``workflow_run`` job (``pull-requests: write``), after
 the untrusted ``pull_request`` job uploaded its results. It trusts nothing that job
 produced: the pull request is the open one GitHub says has the run's head SHA, and
-the artifact's ``pr.json`` is only a hint that must agree. Standard library only, so
-the trusted job installs nothing beyond the pinned plugin release.
+the artifact's ``pr.json`` is only a hint that must agree. Standard library only,
+so the trusted job installs nothing: the comment action runs this code straight
+from its own pinned checkout (``tests/test_action_scripts.py`` checks that the
+whole import path needs nothing outside the standard library).
+
+What is posted: the body file, or one section per ``results.json`` under
+``--results-dir``. A body with nothing in it is never posted; when the run wrote no
+results, an earlier comment is updated to say so (a stale "passed" must not stay).
+With ``--when on-alert`` a comment is created only when something regressed, failed
+or is inconclusive; an existing one is always kept current.
 
 The token comes from ``$GITHUB_TOKEN`` (or ``$GH_TOKEN``) and never appears in
 output, error messages or exception text: everything printed goes through
@@ -22,12 +30,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from pytest_energy.cli.comment_sections import NO_RESULTS, find_hint, render_sections
 from pytest_energy.cli.github_rest import GitHubError, Redactor, Response, RestClient
 from pytest_energy.config.defaults import COMMENT_MARKER
+from pytest_energy.frozen import frozen
 from pytest_energy.record_json import parse_json
 from pytest_energy.report.escape import terminal_text
 
@@ -35,6 +44,7 @@ __all__ = [
     "DEFAULT_AUTHOR",
     "DEFAULT_MARKER",
     "MAX_BODY_CHARS",
+    "WHEN",
     "GitHubError",
     "Response",
     "RestClient",
@@ -63,6 +73,9 @@ EXIT_USAGE = 2
 _SHA = re.compile(r"\A(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
 _REPO = re.compile(r"\A[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+\Z")
 _PROG = "pytest-energy comment"
+#: When to comment: ``always``; ``on-alert`` (create only for a regression, a failure
+#: or an inconclusive result; keep an existing comment current); ``never``.
+WHEN = ("always", "on-alert", "never")
 
 
 class UsageError(Exception):
@@ -74,12 +87,27 @@ class UsageError(Exception):
 
 def add_comment_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the ``comment`` subcommand's options on ``parser``."""
-    parser.add_argument(
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
         "--body-file",
-        required=True,
         type=Path,
         metavar="PATH",
         help="markdown body to post, e.g. the output of `pytest-energy comment-body`",
+    )
+    source.add_argument(
+        "--results-dir",
+        type=Path,
+        metavar="DIR",
+        help="downloaded artifacts: one section per DIR/*/results.json (untrusted data); "
+        "the first pr.json found is the hint unless --pr-hint is given",
+    )
+    parser.add_argument(
+        "--when",
+        choices=WHEN,
+        default="always",
+        help="always; on-alert: create the comment only for a regression, failure or "
+        "inconclusive result (an existing comment is still updated); never "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--repo",
@@ -131,9 +159,14 @@ def run_comment(args: argparse.Namespace) -> int:
     return comment_command(args)
 
 
-@dataclass(frozen=True)
+@frozen
 class _Options:
     body: str
+    #: Whether the body reports something a reviewer must see (see ``--when``).
+    alert: bool
+    when: str
+    #: Lines for the log about results files that were skipped.
+    problems: tuple[str, ...]
     repo: str
     head_sha: str
     head_repo: str | None
@@ -163,22 +196,43 @@ class _Options:
         parts = urllib.parse.urlsplit(api_url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise UsageError(f"--api-url {api_url!r}: expected an http(s) URL")
-        body_path = Path(args.body_file)
-        try:
-            body = body_path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--body-file {body_path}: cannot read it ({exc})") from None
+        when = str(getattr(args, "when", "always"))
+        body, alert, problems, hint_path = _source(args, when)
         return cls(
             body=body,
+            alert=alert,
+            when=when,
+            problems=problems,
             repo=repo,
             head_sha=head_sha,
             head_repo=head_repo,
-            hint_path=args.pr_hint,
+            hint_path=hint_path,
             marker=_marker(str(args.marker)),
             author=str(args.author),
             api_url=api_url.rstrip("/"),
             token=token,
         )
+
+
+def _source(args: argparse.Namespace, when: str) -> tuple[str, bool, tuple[str, ...], Path | None]:
+    """The body, whether it alerts, problems to log, and the pr.json hint to use."""
+    results_dir = getattr(args, "results_dir", None)
+    if results_dir is None:
+        if when == "on-alert":
+            raise UsageError("--when on-alert needs --results-dir (a body file cannot say)")
+        body_path = Path(args.body_file)
+        try:
+            body = body_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--body-file {body_path}: cannot read it ({exc})") from None
+        return body, True, (), args.pr_hint
+    directory = Path(results_dir)
+    if not directory.is_dir():
+        # download-artifact leaves no folder when the run uploaded nothing.
+        return "", False, (f"{directory} does not exist: the run uploaded no results",), None
+    sections = render_sections(directory)
+    hint = args.pr_hint if args.pr_hint is not None else find_hint(directory)
+    return sections.body, sections.alert, tuple(sections.problems), hint
 
 
 def _marker(value: str) -> str:
@@ -262,7 +316,7 @@ def _field(data: Any, *keys: str) -> Any:
     return data
 
 
-@dataclass(frozen=True)
+@frozen
 class _Hint:
     number: int | None
     head_sha: str | None
@@ -350,8 +404,19 @@ def _find_sticky(client: RestClient, options: _Options, number: int) -> Any:
     return None
 
 
-def _upsert(client: RestClient, options: _Options, number: int, body: str) -> str:
-    existing = _find_sticky(client, options, number)
+def _decide(options: _Options, existing: Any) -> tuple[str | None, str]:
+    """The body to post (None: post nothing) and, when nothing, why."""
+    if not options.body.strip():
+        if existing is None:
+            return None, "no results to report and no earlier comment: nothing to post"
+        # The earlier comment describes another run; it must not stand for this one.
+        return cap_body(NO_RESULTS, options.marker), ""
+    if options.when == "on-alert" and not options.alert and existing is None:
+        return None, "nothing regressed, failed or is inconclusive: no comment (--when on-alert)"
+    return cap_body(options.body, options.marker), ""
+
+
+def _upsert(client: RestClient, options: _Options, number: int, existing: Any, body: str) -> str:
     if existing is None:
         created = client.request(
             "POST", f"/repos/{options.repo}/issues/{number}/comments", {"body": body}
@@ -405,14 +470,23 @@ def comment_command(
             file=out,
         )
         hint = _Hint(None, None, None)
-    body = cap_body(options.body, options.marker)
+    for problem in options.problems:
+        print(redact(f"{_PROG}: skipped results: {problem}"), file=out)
+    if options.when == "never":
+        print(f"{_PROG}: not commenting (--when never)", file=out)
+        return EXIT_OK
     try:
         number, note = _choose_pull(_open_pulls_with_head(client, options), hint, options)
         if note:
             print(redact(f"{_PROG}: {note}"), file=out)
         if number is None:
             return EXIT_OK
-        print(redact(f"{_PROG}: {_upsert(client, options, number, body)}"), file=out)
+        existing = _find_sticky(client, options, number)
+        body, why_not = _decide(options, existing)
+        if body is None:
+            print(redact(f"{_PROG}: {why_not}"), file=out)
+            return EXIT_OK
+        print(redact(f"{_PROG}: {_upsert(client, options, number, existing, body)}"), file=out)
     except GitHubError as exc:
         print(redact(f"{_PROG}: error: {exc}"), file=err)
         return EXIT_API_FAILURE

@@ -6,6 +6,7 @@ token is redacted from everything printed, including what a server sends back.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import time
@@ -13,12 +14,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from email.message import Message
 from http.client import HTTPMessage
 from typing import IO, Any
 
+from pytest_energy.frozen import frozen
 from pytest_energy.record_json import parse_json
+from pytest_energy.report.escape import terminal_text
 
 MAX_ATTEMPTS = 4
 #: A rate limit that resets later than this is reported, not waited out: a job that
@@ -29,6 +31,10 @@ TIMEOUT_S = 30.0
 MAX_PAGES = 100
 _LINK = re.compile(r'<([^>]*)>\s*;\s*rel="([^"]*)"')
 _RETRIED_STATUSES = frozenset({500, 502, 503, 504})
+#: What http.client refuses in a request target (it raises InvalidURL on these).
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+#: A server message quoted in an error is cut to this many characters, after redaction.
+MESSAGE_CHARS = 200
 
 
 class GitHubError(Exception):
@@ -46,7 +52,10 @@ class Redactor:
 
 
 def _origin(url: str) -> tuple[str, str]:
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:  # "Invalid IPv6 URL" in a Link header
+        raise GitHubError("refusing a malformed URL from the server") from None
     return parts.scheme.lower(), parts.netloc.lower()
 
 
@@ -71,7 +80,7 @@ class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-@dataclass(frozen=True)
+@frozen
 class Response:
     """A decoded API answer: status, JSON data and the rel="next" page, if any."""
 
@@ -122,18 +131,19 @@ class RestClient:
                     status, headers, raw = answer.status, answer.headers, answer.read()
             except urllib.error.HTTPError as exc:
                 status, headers = exc.code, exc.headers
-                raw = exc.read() if exc.fp is not None else b""
-                exc.close()
+                raw = _error_body(exc)
                 wait = self._retry_wait(status, headers, attempt)
                 if wait is None or attempt == self._max_attempts:
                     raise GitHubError(self._describe(where, status, headers, raw)) from None
                 self._sleep(wait)
                 continue
-            except (urllib.error.URLError, OSError) as exc:
-                # Connection refused, reset or timed out: worth another try.
-                reason = getattr(exc, "reason", exc)
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                # Connection refused, reset or timed out, a garbled status line, an
+                # answer cut short (IncompleteRead): all worth another try.
                 if attempt == self._max_attempts:
-                    raise GitHubError(self.redact(f"{where} failed: {reason}")) from None
+                    raise GitHubError(
+                        self.redact(f"{where} failed: {_transport_reason(exc)}")
+                    ) from None
                 self._sleep(self._backoff(attempt))
                 continue
             return Response(status, self._decode(where, raw), self._next_link(headers))
@@ -154,11 +164,20 @@ class RestClient:
 
     def _url(self, path_or_url: str) -> str:
         if not path_or_url.startswith(("http://", "https://")):
-            return self.api_url + path_or_url
+            url = self.api_url + path_or_url
         # Pagination links come from the server; never send the token elsewhere.
-        if _origin(path_or_url) != _origin(self.api_url):
+        elif _origin(path_or_url) != _origin(self.api_url):
             raise GitHubError("refusing to follow a link to another host than --api-url")
-        return path_or_url
+        else:
+            url = path_or_url
+        if _URL_UNSAFE.search(url):
+            # A Link header or an argument with a space or a control character:
+            # http.client would raise InvalidURL deep inside the request.
+            raise GitHubError(
+                f"refusing the URL {terminal_text(self.redact(url))[:MESSAGE_CHARS]!r}: "
+                "it holds a space or a control character"
+            )
+        return url
 
     @staticmethod
     def _backoff(attempt: int) -> float:
@@ -192,7 +211,8 @@ class RestClient:
             message = decoded["message"]
         text = f"{where} failed: HTTP {status}"
         if message:
-            text += f": {' '.join(message.split())[:200]}"
+            # Redact before cutting: a cut through the token would leave most of it.
+            text += f": {self.redact(' '.join(message.split()))[:MESSAGE_CHARS]}"
         if status in {403, 429} and headers.get("x-ratelimit-remaining") == "0":
             text += " (rate limit exhausted; retry later)"
         elif status in {401, 403, 404}:
@@ -212,5 +232,28 @@ class RestClient:
     def _next_link(headers: Message) -> str | None:
         for target, rels in _LINK.findall(headers.get("Link", "")):
             if "next" in rels.split():
-                return str(target)
+                # Spaces inside the brackets are padding; any left inside the URL
+                # are refused by ``_url`` with one line.
+                return str(target).strip()
         return None
+
+
+def _error_body(exc: urllib.error.HTTPError) -> bytes:
+    """The body of an error answer; empty when it cannot be read in full."""
+    try:
+        return exc.read() if exc.fp is not None else b""
+    except (OSError, http.client.HTTPException):
+        return b""
+    finally:
+        exc.close()
+
+
+def _transport_reason(exc: BaseException) -> str:
+    """One line for a failure below HTTP: refused, timed out, cut short, garbled."""
+    if isinstance(exc, http.client.IncompleteRead):
+        return f"the answer was cut short ({len(exc.partial)} bytes read)"
+    if isinstance(exc, http.client.BadStatusLine):
+        return "the server sent a malformed status line"
+    reason = getattr(exc, "reason", None) or exc
+    text = " ".join(str(reason).split()) or type(reason).__name__
+    return terminal_text(text)[:MESSAGE_CHARS]

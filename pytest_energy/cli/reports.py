@@ -8,6 +8,9 @@ requests) can render without running the pull request's code.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import posixpath
+import sys
 from pathlib import Path
 
 from pytest_energy.cli.common import (
@@ -64,13 +67,70 @@ def summary_arguments(parser: argparse.ArgumentParser) -> None:
         help="output format (default: %(default)s)",
     )
     add_output_argument(parser, "summary (append to $GITHUB_STEP_SUMMARY with >>)")
+    parser.add_argument(
+        "--trend",
+        metavar="HISTORY",
+        type=Path,
+        default=None,
+        help="add a chart of --trend-branch's last runs from this SQLite history "
+        "(Mermaid; skipped with a note when the history cannot be read)",
+    )
+    parser.add_argument(
+        "--trend-branch",
+        metavar="NAME",
+        default="main",
+        help="the branch charted by --trend (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--trend-runs",
+        metavar="N",
+        type=int,
+        default=20,
+        help="runs charted by --trend (default: %(default)s)",
+    )
 
 
 def summary(args: argparse.Namespace) -> int:
     from pytest_energy.report.markdown import summary_markdown
 
-    write_output(summary_markdown(load_results(args.results)), args.output)
+    if args.trend_runs < 2:
+        raise CommandError("--trend-runs must be 2 or more")
+    record = load_results(args.results)
+    text = summary_markdown(record)
+    if args.trend is not None:
+        text = text.rstrip("\n") + "\n\n" + _trend_section(args, record)
+    write_output(text, args.output)
     return 0
+
+
+def _trend_section(args: argparse.Namespace, record: RunRecord) -> str:
+    """The trend chart, or one line saying why there is none: the summary always shows."""
+    from pytest_energy.report.escape import markdown_text, terminal_text
+    from pytest_energy.report.trend_summary import trend_chart
+    from pytest_energy.storage.history import History
+
+    path: Path = args.trend
+    branch = str(args.trend_branch)
+    if not path.is_file():
+        return f"_No energy trend yet: no history at {markdown_text(str(path))}._\n"
+    try:
+        points = History(path).trend(
+            None,
+            limit=args.trend_runs,
+            hardware_class=record.session.machine.hardware_class,
+            branch=branch,
+        )
+    except HistoryError as exc:
+        # The summary matters more than the chart: say why, keep going.
+        print(f"pytest-energy: warning: no trend chart: {terminal_text(str(exc))}", file=sys.stderr)
+        return f"_No energy trend: {markdown_text(str(exc))[:300]}._\n"
+    chart = trend_chart(points, branch=branch, runs=args.trend_runs)
+    if not chart:
+        return (
+            f"_No energy trend yet: fewer than two comparable runs of "
+            f"{markdown_text(branch)} in the history._\n"
+        )
+    return chart
 
 
 def annotate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +143,35 @@ def annotate_arguments(parser: argparse.ArgumentParser) -> None:
         help="errors and warnings to emit before one summarising notice "
         "(default: %(default)s, GitHub's per-step limit)",
     )
+    parser.add_argument(
+        "--path-prefix",
+        metavar="DIR",
+        default="",
+        help="folder of the pytest rootdir inside the repository, put before each test "
+        "file so annotations land on the right file (the action's working-directory)",
+    )
+
+
+def _path_prefix(value: str) -> str:
+    """``value`` as a clean relative POSIX folder; "" for the repository root."""
+    prefix = posixpath.normpath(value.replace("\\", "/")) if value.strip() else "."
+    if prefix.startswith(("/", "../")) or prefix == "..":
+        raise CommandError(
+            f"--path-prefix {value!r}: expected a folder inside the repository, "
+            "relative to its root"
+        )
+    return "" if prefix == "." else prefix
+
+
+def with_path_prefix(record: RunRecord, prefix: str) -> RunRecord:
+    """``record`` with each test's file under ``prefix`` (annotations name repository paths)."""
+    if not prefix:
+        return record
+    tests = [
+        dataclasses.replace(t, file=posixpath.join(prefix, t.file)) if t.file else t
+        for t in record.tests
+    ]
+    return dataclasses.replace(record, tests=tests)
 
 
 def annotate(args: argparse.Namespace) -> int:
@@ -90,7 +179,9 @@ def annotate(args: argparse.Namespace) -> int:
 
     if args.max_per_kind < 0:
         raise CommandError("--max-per-kind must be 0 or more")
-    lines = github_annotations(load_results(args.results), limit=args.max_per_kind)
+    prefix = _path_prefix(str(args.path_prefix))
+    record = with_path_prefix(load_results(args.results), prefix)
+    lines = github_annotations(record, limit=args.max_per_kind)
     write_output("".join(line + "\n" for line in lines), None)
     return 0
 

@@ -10,15 +10,15 @@ mapping, which beats the family-wide limits.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from pytest_energy.config.settings import SettingError
+from pytest_energy.frozen import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class FamilySpec:
     """Which family a test belongs to, as which variant, under which limits."""
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from pytest_energy.config.options import ON_MODELLED, parse_percent
 from pytest_energy.config.settings import SettingError, Settings
+from pytest_energy.frozen import frozen
 
 
 def _positive(name: str, value: object) -> float:
@@ -152,7 +152,7 @@ def marker_options(item: pytest.Item) -> dict[str, Any]:
     return merged
 
 
-@dataclass(frozen=True)
+@frozen
 class TestSettings:
     """The settings one test runs with: its marker over the session settings."""
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
 from pytest_energy.config import defaults
+from pytest_energy.frozen import frozen
 
 if TYPE_CHECKING:
     from pytest_energy.meters import MeterSpec
@@ -31,7 +31,7 @@ ON_MODELLED = ("fail", "warn", "ignore")
 SCOPES = ("call", "protocol")
 
 
-@dataclass(frozen=True)
+@frozen
 class Option:
     """One session option in all its spellings."""
 
@@ -183,7 +183,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "meter",
         "Meters to use: auto (every readable counter, else the CPU-time model), rapl, nvml, "
-        "rapl,nvml, model, or replay:PATH. Default: auto",
+        "rapl,nvml, model, ops (torch operations counted and priced), or replay:PATH. "
+        "Default: auto",
         parse_meter,
         None,  # auto; resolved by Settings so the meter code loads only with --energy
         metavar="SPEC",

@@ -12,7 +12,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 from itertools import combinations
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +21,7 @@ import pytest
 
 from pytest_energy.config import defaults
 from pytest_energy.config.options import COMMAND_LINE, OPTIONS, Option
+from pytest_energy.frozen import frozen
 from pytest_energy.meters import MeterSpec, parse_meter_spec
 from pytest_energy.meters.meter_set import PROCESS_FIELD
 from pytest_energy.meters.model import DEFAULT_WATTS_PER_CORE
@@ -159,7 +160,7 @@ def _looks_like_a_path(value: str, invocation_dir: Path) -> bool:
 Holds = Literal["file", "folder", "family"]
 
 
-@dataclass(frozen=True)
+@frozen
 class KeptPath:
     """A file an output must never be written over, and what it is, for the message.
 
@@ -214,7 +215,7 @@ def refuse_shared_outputs(outputs: Mapping[str, Path], kept: Sequence[KeptPath])
             )
 
 
-@dataclass(frozen=True)
+@frozen
 class Settings:
     """Every session setting, validated. Field names match :mod:`pytest_energy.config.options`."""
 

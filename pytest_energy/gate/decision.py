@@ -25,13 +25,15 @@ per-process offsets, independent and shared).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from pytest_energy.config import defaults
+from pytest_energy.frozen import frozen
 from pytest_energy.gate.rule import (
     Evidence,
     GateInput,
     Spread,
+    SuiteEvidence,
     check_settings,
     gate_problem,
     holm_adjust,
@@ -48,7 +50,7 @@ from pytest_energy.student_t import f_sf
 OWN_SPREAD_LEVEL = 0.05
 
 
-@dataclass(frozen=True)
+@frozen
 class GateOutcome:
     """Everything :func:`evaluate` decided: per-test verdicts, the suite, the build."""
 
@@ -76,7 +78,11 @@ def spreads(tests: Sequence[GateInput]) -> list[tuple[Spread, str]]:
     turn its single observation per side into a zero-width interval (a certain
     regression or improvement from one round). It stays unknown: inconclusive.
     """
-    own = [test_spread(test) for test in tests]
+    return choose_spreads([test_spread(test) for test in tests])
+
+
+def choose_spreads(own: Sequence[Spread]) -> list[tuple[Spread, str]]:
+    """Given each test's own spread, the spread each is judged by (see :func:`spreads`)."""
     chosen: list[tuple[Spread, str]] = []
     for index, mine in enumerate(own):
         others = Spread.pooled([s for k, s in enumerate(own) if k != index])
@@ -136,8 +142,15 @@ def _decide_family(
         weigh(test, threshold, margin, spread, source)
         for test, (spread, source) in zip(tests, spreads(tests), strict=True)
     ]
-    family = [w for w in weighed if isinstance(w, Evidence)]
     suite = suite_evidence(tests, threshold, margin) if with_suite else None
+    return judge_family(weighed, suite, alpha)
+
+
+def judge_family(
+    weighed: Sequence[Evidence | Verdict], suite: SuiteEvidence | None, alpha: float
+) -> tuple[list[Verdict], SuiteCheck]:
+    """Holm over the weighed tests and the suite total as one family; verdicts in order."""
+    family = [w for w in weighed if isinstance(w, Evidence)]
     if suite is not None:
         family.append(suite)
     p_up = holm_adjust([e.p_regression for e in family])

@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from pytest_energy.frozen import frozen
 from pytest_energy.record import FLAGS, Verdict, VerdictStatus
 from pytest_energy.stats import LogRatio, percentage, sample_variance
 
@@ -49,7 +49,7 @@ def _processes(value: object, name: str) -> Processes:
     return groups
 
 
-@dataclass(frozen=True)
+@frozen
 class GateInput:
     """One gated test: its energies per unit of work, grouped by the process that measured them.
 
@@ -170,7 +170,7 @@ def log_means(groups: Sequence[Sequence[float]]) -> list[float]:
     return [statistics.fmean(math.log(v) for v in group) for group in groups]
 
 
-@dataclass(frozen=True)
+@frozen
 class Spread:
     """The variance of process means (log scale), and its degrees of freedom."""
 
@@ -199,7 +199,7 @@ class Spread:
 # --- the evidence of one comparison -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Evidence:
     """One gateable test's comparison, before the multiplicity correction."""
 
@@ -213,7 +213,7 @@ class Evidence:
     spread_source: str = "pooled"
 
 
-@dataclass(frozen=True)
+@frozen
 class SuiteEvidence(Evidence):
     baseline_j: float = 0.0
     current_j: float = 0.0

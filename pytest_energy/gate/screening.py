@@ -19,9 +19,10 @@ An unflagged test is decided on its screen, where its p-value is at least
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from pytest_energy.config import defaults
+from pytest_energy.frozen import frozen
 from pytest_energy.gate.decision import spreads
 from pytest_energy.gate.rule import (
     Evidence,
@@ -35,7 +36,7 @@ from pytest_energy.gate.rule import (
 SCREEN_ALPHA = 0.05
 
 
-@dataclass(frozen=True)
+@frozen
 class ScreenResult:
     """What the screen says about one test: measure it again in fresh processes, or not."""
 

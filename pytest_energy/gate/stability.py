@@ -12,15 +12,15 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 from pytest_energy.config import defaults
+from pytest_energy.frozen import frozen
 from pytest_energy.gate.rule import percent
 from pytest_energy.record import Verdict
 from pytest_energy.stats import percentage, welch_log_ratio
 
 
-@dataclass(frozen=True)
+@frozen
 class Stability:
     """Whether the session was steady enough for its energies to fail a build."""
 

@@ -29,6 +29,7 @@ import pytest
 from pytest_energy.config.families import FamilySpec
 from pytest_energy.config.marker import TestSettings
 from pytest_energy.config.settings import SettingError
+from pytest_energy.measure.driver import ROUND_DRIVER, round_by_round
 from pytest_energy.measure.families import ReferenceRun
 from pytest_energy.measure.model_info import environment
 from pytest_energy.measure.recorder import SessionRecorder
@@ -303,6 +304,8 @@ class EnergyBenchmark:
         assert meters is not None
         node = self._request.node
         pedantic = calls is not None
+        if calls is None and meters.deterministic:
+            calls = 1  # a counting meter prices calls alike: same J per call in every process
         target = target_window(meters.update_period_s, settings.window)
         if calls is None:
             per_call = time_per_call(call, target)
@@ -326,7 +329,11 @@ class EnergyBenchmark:
         runner = RoundRunner(host.recorder, self._chunk_calls)
         host.before_rounds()
         started = time.perf_counter()
-        if interleaved:
+        driver = self._request.config.stash.get(ROUND_DRIVER, None)
+        if driver is not None:
+            one_round = round_by_round(runner, call, calls, setup, pause)
+            measured = driver.drive(node.nodeid, one_round, units, unit)
+        elif interleaved:
             measured = self._interleaved(runner, call, calls, rounds, units, unit, setup, pause)
         else:
             measured = self._rounds(runner, call, calls, rounds, setup, pause, started)

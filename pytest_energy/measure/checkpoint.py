@@ -36,13 +36,14 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import fields
+from dataclasses import replace
 from pathlib import Path
 
 from pytest_energy.output_files import write_atomic_chunks, writes_through
-from pytest_energy.record import Idle, RunRecord, TestResult, Totals, to_plain
+from pytest_energy.record import Idle, RunRecord, TestResult, Totals
+from pytest_energy.record_lines import appended_lines, rest_members, results_chunks
 
 __all__ = [
     "CHECKPOINT_ENV",
@@ -109,74 +110,9 @@ class RunningTotals:
         )
 
 
-# -- the JSON, piece by piece ---------------------------------------------------------------
-
-
-def _member(name: str, value: object) -> str:
-    """A member of the record as :meth:`RunRecord.to_json` writes it, one level in.
-
-    JSON strings never hold a raw newline, so indenting every line break is safe.
-    ``ensure_ascii`` (the default, here and in :func:`_line`) keeps every character one
-    byte: offsets in the file are string lengths.
-    """
-    text = json.dumps(to_plain(value), indent=1, allow_nan=False)
-    return f'"{name}": ' + text.replace("\n", "\n ")
-
-
-def _fields_of(value: object) -> dict[str, object]:
-    """A record dataclass as the C encoder's ``default`` sees it: its fields, in order."""
-    names = getattr(value, "__dataclass_fields__", None)
-    if names is None or isinstance(value, type):
-        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-    return {name: getattr(value, name) for name in names}
-
-
-#: Tests are written with the C encoder, a test a line: 14 us a test against 47 us for
-#: ``to_plain`` and an indented dump like the rest, measured on a model-meter result.
-_LINE_ENCODER = json.JSONEncoder(default=_fields_of, allow_nan=False)
-
-
-def _line(test: TestResult) -> str:
-    """One test on one line, as :func:`to_plain` and ``json.dumps`` would write it."""
-    try:
-        return _LINE_ENCODER.encode(test)
-    except (ValueError, TypeError):
-        # A non-finite float (to_plain writes null), or a value only to_plain knows how
-        # to write: the slow path, so a checkpoint says what the final results will say.
-        return json.dumps(to_plain(test), allow_nan=False)
-
-
-def _rest(record: RunRecord) -> list[str]:
-    """Every member of the record but the schema version and the tests, in field order."""
-    skip = ("schema_version", "tests")
-    return [_member(f.name, getattr(record, f.name)) for f in fields(record) if f.name not in skip]
-
-
-def results_chunks(record: RunRecord) -> Iterator[str]:
-    """The complete record, one test at a time: as :meth:`RunRecord.to_json` lays it
-    out (same members, same order, same indentation), but with a test a line."""
-    for index, item in enumerate(fields(record)):
-        yield "{\n " if index == 0 else ",\n "
-        if item.name != "tests":
-            yield _member(item.name, getattr(record, item.name))
-            continue
-        yield '"tests": ['
-        for number, test in enumerate(record.tests):
-            yield ("\n" if number == 0 else ",\n") + _line(test)
-        yield "\n ]"
-    yield "\n}\n"
-
-
-def _appended(tests: Sequence[TestResult], already: int) -> str:
-    """The tests after ``already`` others, each with the separator before it."""
-    return "".join(
-        ("\n" if already + n == 0 else ",\n") + _line(test) for n, test in enumerate(tests)
-    )
-
-
 def _trailer(rest: RunRecord) -> str:
     """What follows the last test: the end of the list, then the session and the rest."""
-    return "\n ]" + "".join(",\n " + member for member in _rest(rest)) + "\n}\n"
+    return "\n ]" + "".join(",\n " + text for text in rest_members(rest)) + "\n}\n"
 
 
 # -- the file -------------------------------------------------------------------------------
@@ -194,6 +130,9 @@ class Checkpoint:
         self._end = 0
         self._identity: tuple[int, int] | None = None
         self._trailer = ""
+        #: The results in the file, in order: a finished run whose tests are these very
+        #: objects is finished in place instead of encoded again.
+        self._written: list[TestResult] = []
 
     def applies(self) -> bool:
         """Whether checkpoints make sense: a regular file, or a path not created yet.
@@ -214,23 +153,47 @@ class Checkpoint:
         if self._identity is None or not self._append(results, rest):
             self._rewrite(results, rest)
 
+    def finish(self, record: RunRecord) -> bool:
+        """End the file as the final results, in place: the tests since the last
+        checkpoint, then the finished session, in one ``pwrite``; so over a whole run
+        each test is encoded once. The members are in checkpoint order (tests first).
+
+        False when it cannot be: no checkpoint yet, a result replaced since it was
+        written (a verdict added), or the file changed; the caller then writes the
+        whole file. May be called again with the same tests (more notices).
+        """
+        done = self.tests
+        tests = record.tests
+        if self._identity is None or len(tests) < done:
+            return False
+        written = zip(tests[:done], self._written, strict=True)
+        if any(test is not kept for test, kept in written):
+            return False
+        return self._append(tests, replace(record, tests=[]), sync=True)
+
     def _rewrite(self, results: Sequence[TestResult], rest: RunRecord) -> None:
         """The whole file, atomically: the first checkpoint, or one after a surprise."""
         self._identity = None
-        encoded = _appended(results, 0)
+        encoded = appended_lines(results, 0)
         trailer = _trailer(rest)
         head = '{\n "schema_version": ' + json.dumps(rest.schema_version) + ',\n "tests": ['
         write_atomic_chunks(self.path, (head, encoded, trailer))
         info = os.stat(self.path)
         self.tests = len(results)
+        self._written = list(results)
         self._tests_end = len(head) + len(encoded)
         self._end = self._tests_end + len(trailer)
         self._trailer = trailer
         if stat.S_ISREG(info.st_mode) and info.st_size == self._end:
             self._identity = (info.st_dev, info.st_ino)
 
-    def _append(self, results: Sequence[TestResult], rest: RunRecord) -> bool:
-        """One ``pwrite`` of the new tests and a new trailer; False if the file changed."""
+    def _append(
+        self, results: Sequence[TestResult], rest: RunRecord, *, sync: bool = False
+    ) -> bool:
+        """One ``pwrite`` of the new tests and a new trailer; False if the file changed.
+
+        ``sync`` flushes the file to disk, as the atomic write of final results does.
+        """
         flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC
         try:
             fd = os.open(self.path, flags)
@@ -240,7 +203,7 @@ class Checkpoint:
             info = os.fstat(fd)
             if (info.st_dev, info.st_ino) != self._identity or info.st_size != self._end:
                 return False  # replaced or edited since: do not write into someone else's file
-            encoded = _appended(results[self.tests :], self.tests)
+            encoded = appended_lines(results[self.tests :], self.tests)
             trailer = _trailer(rest)
             # Shorter than the old trailer (totals can lose digits): pad with JSON
             # whitespace, so nothing of the old trailer is left after the new one.
@@ -248,8 +211,11 @@ class Checkpoint:
             if short > 0:
                 trailer = trailer[:-2] + " " * short + trailer[-2:]
             self._write_at(fd, self._tests_end, (encoded + trailer).encode("ascii"))
+            if sync:
+                os.fsync(fd)
         finally:
             os.close(fd)
+        self._written.extend(results[self.tests :])
         self.tests = len(results)
         self._tests_end += len(encoded)
         self._end = self._tests_end + len(trailer)  # the old end, when padded

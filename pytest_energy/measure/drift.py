@@ -28,6 +28,12 @@ class DriftCheck:
     def _choose(self) -> Workload | None:
         if self._workload is None and self.skipped is None:
             meters = self._recorder.meters
+            if meters is not None and meters.deterministic:
+                self.skipped = (
+                    "the meter is deterministic (the same work is priced the same): "
+                    "a session cannot drift"
+                )
+                return None
             gpu = meters is not None and any(d.scope == "gpu-board" for d in meters.domains)
             chosen = gpu_workload() if gpu else cpu_workload()
             if isinstance(chosen, str):

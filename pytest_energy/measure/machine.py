@@ -71,6 +71,13 @@ def _gpus(infos: Sequence[MeterInfo]) -> list[dict[str, Any]]:
     return gpus
 
 
+def portable_class(infos: Sequence[MeterInfo]) -> str | None:
+    """The hardware class a machine-independent meter declares (the ops meter's
+    ``ops-<table version>``): its joules depend on the work, not on the CPU or GPU."""
+    declared = {str(info.details.get("hardware_class") or "") for info in infos}
+    return declared.pop() if len(infos) == 1 and declared and all(declared) else None
+
+
 def fingerprint(
     infos: Sequence[MeterInfo], method: str, plugin_version: str, pytest_version: str
 ) -> Machine:
@@ -79,6 +86,7 @@ def fingerprint(
     gpus = _gpus(infos)
     meters = [info.name for info in infos]
     gpu_models = [str(g.get("name", "GPU")) for g in gpus]
+    portable = portable_class(infos)
     return Machine(
         cpu_model=cpu_model,
         cpu_count=os.cpu_count() or 1,
@@ -91,7 +99,7 @@ def fingerprint(
         pytest_version=pytest_version,
         method=method,
         meters=meters,
-        hardware_class=hardware_class(cpu_model, gpu_models, method, meters),
+        hardware_class=portable or hardware_class(cpu_model, gpu_models, method, meters),
         extra={"machine": platform.machine(), "python_implementation": sys.implementation.name},
     )
 
@@ -107,6 +115,10 @@ def git_revision(cwd: Path) -> tuple[str | None, str | None]:
     if commit and branch:
         return commit, branch
 
+    found = _head_from_files(cwd)
+    if found is not None:
+        return commit or found[0], branch or found[1]
+
     def git(*args: str) -> str | None:
         try:
             done = subprocess.run(
@@ -120,3 +132,68 @@ def git_revision(cwd: Path) -> tuple[str | None, str | None]:
     commit = commit or git("rev-parse", "HEAD")
     branch = branch or git("rev-parse", "--abbrev-ref", "HEAD")
     return commit, (None if branch == "HEAD" else branch)
+
+
+_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+def _head_from_files(cwd: Path) -> tuple[str | None, str | None] | None:
+    """HEAD's commit and branch read from the repository's files, without starting git.
+
+    Two ``git`` processes cost a run about 8 ms at its end (issue 16: the fixed cost of
+    ``--energy``). Returns ``(None, None)`` outside a repository, and None for anything
+    this does not read (``GIT_DIR`` set, a ref in another storage format): git decides.
+    """
+    if os.environ.get("GIT_DIR"):
+        return None
+    try:
+        gitdir = _git_dir(cwd.resolve())
+        if gitdir is None:
+            return None, None
+        head = (gitdir / "HEAD").read_text(encoding="utf-8").strip()
+        if _SHA.fullmatch(head):
+            return head, None  # detached
+        if not head.startswith("ref: "):
+            return None
+        ref = head[len("ref: ") :]
+        branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
+        common = gitdir
+        if (gitdir / "commondir").is_file():  # a linked worktree shares the main refs
+            common = gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()
+        return _resolve_ref(ref, gitdir, common.resolve()), branch
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _git_dir(start: Path) -> Path | None:
+    """The git directory of the repository holding ``start``, as git finds it (no env)."""
+    for folder in (start, *start.parents):
+        dotgit = folder / ".git"
+        if dotgit.is_dir():
+            return dotgit
+        if dotgit.is_file():
+            text = dotgit.read_text(encoding="utf-8").strip()
+            if not text.startswith("gitdir: "):
+                raise ValueError(f"unexpected {dotgit}")
+            return (folder / text[len("gitdir: ") :]).resolve()
+    return None
+
+
+def _resolve_ref(ref: str, gitdir: Path, common: Path) -> str | None:
+    """The commit a branch points at: a loose ref file, else the packed refs; None if unborn."""
+    for folder in (gitdir, common):
+        loose = folder / ref
+        if loose.is_file():
+            value = loose.read_text(encoding="utf-8").strip()
+            if _SHA.fullmatch(value):
+                return value
+            raise ValueError(f"unexpected {loose}")
+    packed = common / "packed-refs"
+    if packed.is_file():
+        for line in packed.read_text(encoding="utf-8").splitlines():
+            sha, _, name = line.partition(" ")
+            if name == ref and _SHA.fullmatch(sha):
+                return sha
+    if (common / "reftable").exists():
+        raise ValueError("reftable")  # another storage format: ask git
+    return None  # a branch with no commit yet

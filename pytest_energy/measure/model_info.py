@@ -99,7 +99,8 @@ def environment(cpu_flags: list[str], gpus: list[dict[str, Any]]) -> dict[str, A
         module = sys.modules.get(name)
         version = getattr(module, "__version__", None)
         if isinstance(version, str):
-            frameworks[name] = version
+            # str(): torch's TorchVersion is a str subclass that pytest-xdist cannot send.
+            frameworks[name] = str(version)
     info: dict[str, Any] = {"frameworks": frameworks, "cpu_flags": list(cpu_flags)}
     if gpus:
         info["gpu"] = ", ".join(

@@ -12,13 +12,13 @@ import datetime as _dt
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, Literal
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 
 from pytest_energy import __version__
 from pytest_energy.config.settings import Settings
-from pytest_energy.measure.calibration import calibration_work
 from pytest_energy.measure.checkpoint import (
     INCOMPLETE_NOTICE,
     Checkpoint,
@@ -26,8 +26,6 @@ from pytest_energy.measure.checkpoint import (
     checkpoint_interval,
     results_chunks,
 )
-from pytest_energy.measure.families import FamilyRegistry
-from pytest_energy.measure.sizing import time_per_call
 from pytest_energy.measure.window import (
     EnergyWindow,
     cuda_in_use,
@@ -50,6 +48,9 @@ from pytest_energy.record import (
     from_plain,
     to_plain,
 )
+
+if TYPE_CHECKING:
+    from pytest_energy.measure.families import FamilyRegistry
 
 Role = Literal["serial", "worker", "controller"]
 
@@ -90,8 +91,6 @@ class SessionRecorder:
         self.notices: list[str] = []
         #: The calibration workload's J per call at the start and the end of the session.
         self.calibration = Calibration()
-        #: References of model families measured so far in this process.
-        self.families = FamilyRegistry()
         self._running = RunningTotals()
         self._checkpoint: Checkpoint | None = None
         self._last_checkpoint = 0.0
@@ -159,6 +158,16 @@ class SessionRecorder:
     def concurrent(self) -> bool:
         """Tests run in parallel: every window also contains other tests' energy."""
         return self.workers > 1
+
+    @cached_property
+    def families(self) -> FamilyRegistry:
+        """References of model families measured so far in this process.
+
+        Made on first use: a session without families never imports them (issue 16).
+        """
+        from pytest_energy.measure.families import FamilyRegistry
+
+        return FamilyRegistry()
 
     def header_line(self) -> str:
         if self.meters is None:
@@ -267,6 +276,9 @@ class SessionRecorder:
     def calibration_calls(self, seconds: float) -> int:
         """Calls of the calibration workload that take about ``seconds``."""
         if self._calibration_call_s is None:
+            from pytest_energy.measure.calibration import calibration_work
+            from pytest_energy.measure.sizing import time_per_call
+
             self._calibration_call_s = time_per_call(calibration_work, 0.02)
         return max(1, round(seconds / max(self._calibration_call_s, 1e-9)))
 
@@ -309,11 +321,17 @@ class SessionRecorder:
         return RunRecord(schema_version=SCHEMA_VERSION, session=session, tests=list(self.results))
 
     def write_json(self, record: RunRecord) -> None:
-        """The final results, streamed test by test; they replace any checkpoint."""
+        """The final results: the checkpoint file finished in place when it holds these
+        very results (each test encoded once over the run), else the whole record
+        streamed test by test, replacing any checkpoint."""
         path = self.settings.json
-        if path is not None:
-            self._checkpoint = None  # nothing appends to the final results
-            write_atomic_chunks(path, results_chunks(record))
+        if path is None:
+            return
+        checkpoint = self._checkpoint
+        if checkpoint is not None and checkpoint.applies() and checkpoint.finish(record):
+            return
+        self._checkpoint = None  # nothing appends to a file written whole
+        write_atomic_chunks(path, results_chunks(record))
 
     def _write_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Append the tests since the last checkpoint; a failure stops checkpoints, not tests."""

@@ -18,12 +18,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from pytest_energy.config.settings import REPLICA_ENV, Settings
+from pytest_energy.frozen import frozen
 from pytest_energy.record import ResultsError, Round, RoundRole, RunRecord, load
 
 #: Options of the original command line a replica keeps: the ones that decide what
@@ -47,7 +48,7 @@ _TIMEOUT_FACTOR = 5.0
 _TIMEOUT_FLOOR_S = 300.0
 
 
-@dataclass(frozen=True)
+@frozen
 class Replica:
     """What one fresh process measured, or why it measured nothing."""
 

@@ -81,6 +81,10 @@ def measurement_between(
         # A powered device always draws something; a counter that did not move
         # over many of its periods is stuck, and its zero is not a measurement.
         flags.add("counter_stalled")
+    elif meters.method == "modelled" and not any(j > 0 for j in joules.values()):
+        # A model that priced nothing did not see the work (pure Python for the ops
+        # meter): its 0 J is unknown energy, never free work.
+        flags.add("uncounted")
     return Measurement(
         seconds=seconds,
         joules=joules,

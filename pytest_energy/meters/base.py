@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal, Protocol, runtime_checkable
+
+from pytest_energy.frozen import frozen
 
 Method = Literal["measured", "modelled"]
 
@@ -36,7 +38,7 @@ class MeterPermissionError(MeterUnavailable):
     """The counters exist but this user may not read them; the message names the fixes."""
 
 
-@dataclass(frozen=True)
+@frozen
 class DomainInfo:
     """One energy domain a meter reports, for example ``package`` or ``gpu:0``."""
 
@@ -46,7 +48,7 @@ class DomainInfo:
     range_j: float | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class MeterInfo:
     """What a meter is, how fine it resolves and how it obtains its numbers."""
 
@@ -66,7 +68,7 @@ class MeterInfo:
     virtual_clock: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class Reading:
     """A snapshot of a meter: cumulative joules per domain at time ``t``."""
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+
+from pytest_energy.frozen import frozen
 
 #: Zones are "<control type>:<package>[:<sub-zone>]"; control types are
 #: intel-rapl (MSR driver, also used for AMD and Hygon), intel-rapl-mmio
@@ -23,7 +24,7 @@ _CONTROL_TYPE_RE = re.compile(r"^intel-rapl(?:-[a-z]+)*$")
 PACKAGE_RE = re.compile(r"^package-(\d+)(?:-die-\d+)?$")
 
 
-@dataclass(frozen=True)
+@frozen
 class Zone:
     """One powercap zone as found under the root."""
 

@@ -31,10 +31,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_energy.frozen import frozen
 from pytest_energy.meters.base import (
     DomainInfo,
     MeterError,
@@ -53,7 +53,7 @@ class TraceError(ValueError):
     """A trace file that cannot be used; the message is one line."""
 
 
-@dataclass(frozen=True)
+@frozen
 class _Sample:
     t: float
     counters: Mapping[str, float] | None

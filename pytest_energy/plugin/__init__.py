@@ -99,9 +99,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     if not settings.enabled:
         return
-    from pytest_energy.plugin.energy_run import EnergyRun
+    from pytest_energy.plugin.energy_run import EnergyRun, ProtocolWindows
 
-    config.pluginmanager.register(EnergyRun.start(config, settings), RUN_PLUGIN_NAME)
+    run = EnergyRun.start(config, settings)
+    config.pluginmanager.register(run, RUN_PLUGIN_NAME)
+    if settings.scope == "protocol":
+        config.pluginmanager.register(ProtocolWindows(run.recorder), "energy-protocol-scope")
 
 
 def _check_before_tests(config: pytest.Config, settings: Settings) -> None:
@@ -114,12 +117,22 @@ def _check_before_tests(config: pytest.Config, settings: Settings) -> None:
         return
     from pytest_energy.config.settings import refuse_shared_outputs, refuse_swallowed_paths
     from pytest_energy.plugin.xdist import check_meters_on_controller, role
-    from pytest_energy.storage.baselines import BaselineStore
 
     refuse_swallowed_paths(config)
-    store = BaselineStore(settings.dir)
-    kept = [*settings.kept_paths(), *_check_baselines(settings, store)]
-    refuse_shared_outputs(settings.outputs(config), kept)
+    outputs = settings.outputs(config)
+    uses_baselines = (
+        settings.compare is not None
+        or settings.save_baseline is not None
+        or settings.update_baseline
+    )
+    # Without outputs or baselines there is nothing to check, and the baseline store is
+    # not imported at all: every import is part of what --energy costs a test run.
+    if outputs or uses_baselines:
+        from pytest_energy.storage.baselines import BaselineStore
+
+        store = BaselineStore(settings.dir)
+        kept = [*settings.kept_paths(), *_check_baselines(settings, store)]
+        refuse_shared_outputs(outputs, kept)
     if role(config)[0] == "controller":
         check_meters_on_controller(settings)
 

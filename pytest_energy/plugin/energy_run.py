@@ -13,22 +13,17 @@ import contextlib
 import os
 from collections.abc import Generator, Mapping
 from dataclasses import replace
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_energy.carbon.accounting import SessionCarbon
-from pytest_energy.config.families import FamilySpec, family_spec, order_families
 from pytest_energy.config.marker import TestSettings, marker_options
 from pytest_energy.config.settings import SettingError, Settings
-from pytest_energy.gate.baseline import open_baseline
-from pytest_energy.gate.run_gate import RunGate
-from pytest_energy.measure.benchmark import EnergyBenchmark
-from pytest_energy.measure.drift import DriftCheck
 from pytest_energy.measure.recorder import SessionRecorder
 from pytest_energy.measure.window import EnergyWindow
 from pytest_energy.meters import MeterUnavailable
-from pytest_energy.plugin import judging
 from pytest_energy.plugin.session_end import SessionEnd
 from pytest_energy.plugin.xdist import REPORT_KEY, XdistController, role
 from pytest_energy.record import (
@@ -40,14 +35,22 @@ from pytest_energy.record import (
     from_plain,
     to_plain,
 )
-from pytest_energy.storage.baselines import prepare_directory
 from pytest_energy.storage.history import History, HistoryError, HistoryLocked
+
+if TYPE_CHECKING:
+    from pytest_energy.config.families import FamilySpec
+
+    # Imported where used: a session that neither compares nor benchmarks never loads
+    # the gate or the benchmark machinery (benchmarks/overhead.py, the fixed cost).
+    from pytest_energy.gate.run_gate import RunGate
+    from pytest_energy.measure.benchmark import EnergyBenchmark
+    from pytest_energy.measure.drift import DriftCheck
 
 TEST_SETTINGS = pytest.StashKey[TestSettings]()
 WINDOW = pytest.StashKey[EnergyWindow | None]()
 MEASUREMENT = pytest.StashKey[Measurement | None]()
 OUTCOME = pytest.StashKey[str]()
-BENCHMARK = pytest.StashKey[EnergyBenchmark]()
+BENCHMARK = pytest.StashKey["EnergyBenchmark"]()
 BUDGET_NOTES = pytest.StashKey[list[BudgetNote]]()
 VARIANT = pytest.StashKey[VariantResult | None]()
 SCREEN = pytest.StashKey[str]()
@@ -69,8 +72,11 @@ class EnergyRun:
         self._recorder = recorder
         self.carbon = carbon
         self.gate = gate
-        self.drift = DriftCheck(recorder)
         self.family_specs: dict[str, FamilySpec] = {}
+        self._protocol_scope = settings.scope == "protocol"
+        self._worker = os.environ.get("PYTEST_XDIST_WORKER")
+        #: The settings of every test without an ``energy`` marker: one shared object.
+        self._unmarked: TestSettings | None = None
         self.end = SessionEnd(config, settings, recorder, carbon, gate, self.family_specs)
 
     @classmethod
@@ -90,7 +96,11 @@ class EnergyRun:
         try:
             if process_role != "worker":
                 _check_history(settings)
-            baseline = open_baseline(settings, recorder.machine)
+            baseline = None
+            if settings.compare is not None or settings.history_baseline is not None:
+                from pytest_energy.gate.baseline import open_baseline
+
+                baseline = open_baseline(settings, recorder.machine)
         except SettingError as exc:
             recorder.close()
             raise pytest.UsageError(str(exc)) from None
@@ -103,7 +113,11 @@ class EnergyRun:
             )
         if process_role != "worker":
             _prepare_energy_dir(settings)
-        gate = RunGate(settings, baseline) if baseline is not None else None
+        gate = None
+        if baseline is not None:
+            from pytest_energy.gate.run_gate import RunGate
+
+            gate = RunGate(settings, baseline)
         run = cls(config, settings, recorder, carbon, gate)
         if process_role == "controller" and config.pluginmanager.hasplugin("xdist"):
             config.pluginmanager.register(XdistController(recorder.merge_worker), "energy-xdist")
@@ -114,6 +128,13 @@ class EnergyRun:
     @property
     def recorder(self) -> SessionRecorder:
         return self._recorder
+
+    @cached_property
+    def drift(self) -> DriftCheck:
+        """The calibration workload's drift check: only a gated session runs it."""
+        from pytest_energy.measure.drift import DriftCheck
+
+        return DriftCheck(self._recorder)
 
     def test_settings(self, item: pytest.Item) -> TestSettings:
         if TEST_SETTINGS not in item.stash:
@@ -138,6 +159,8 @@ class EnergyRun:
             )
 
     def benchmark_for(self, request: pytest.FixtureRequest) -> EnergyBenchmark:
+        from pytest_energy.measure.benchmark import EnergyBenchmark
+
         benchmark = EnergyBenchmark(request, self)
         request.node.stash[BENCHMARK] = benchmark
         return benchmark
@@ -147,6 +170,13 @@ class EnergyRun:
         return self.carbon.grams_per_joule()
 
     def _test_settings(self, marker: Mapping[str, Any]) -> TestSettings:
+        if not marker:
+            if self._unmarked is None:
+                self._unmarked = self._settings_for(marker)
+            return self._unmarked
+        return self._settings_for(marker)
+
+    def _settings_for(self, marker: Mapping[str, Any]) -> TestSettings:
         # A baseline's processes run the same rounds as a compared session's, so that
         # both sides' process means vary alike (docs/gate.md).
         return TestSettings.for_item(self.settings, marker)
@@ -164,14 +194,21 @@ class EnergyRun:
             for item in items:
                 marker = marker_options(item)
                 item.stash[TEST_SETTINGS] = self._test_settings(marker)
+                if not marker:
+                    continue  # the common case: nothing more to read or to check
                 if "max_gco2e" in marker:
                     self.carbon.check_budget(
                         marker["max_gco2e"], f"{item.nodeid}: @pytest.mark.energy"
                     )
+                from pytest_energy.config.families import family_spec
+
                 spec = family_spec(item, marker)
                 if spec is not None:
                     self.family_specs[item.nodeid] = spec
-            order_families(items, self.family_specs)
+            if self.family_specs:
+                from pytest_energy.config.families import order_families
+
+                order_families(items, self.family_specs)
         except SettingError as exc:
             raise pytest.UsageError(str(exc)) from None
         wanted = set(self.settings.replica_nodeids)
@@ -226,36 +263,43 @@ class EnergyRun:
         recorder.measure_idle_after()
 
     # -- windows around each test --------------------------------------------
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
-        if self.settings.scope == "protocol":
-            item.stash[WINDOW] = self._recorder.open_window()
-        return (yield)
+    #
+    # The per-test path is kept to two meter reads and one small record: every hook
+    # here runs for each of a suite's tests, and the plugin is meant to stay on in
+    # every CI run (benchmarks/overhead.py measures it). With the default scope the
+    # window is this one wrapper; ``--energy-scope=protocol`` adds ProtocolWindows.
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
-        if self.settings.scope == "call":
-            item.stash[WINDOW] = self._recorder.open_window()
-        try:
+        if self._protocol_scope:
             result = yield
-        finally:
-            if self.settings.scope == "call":
-                item.stash[MEASUREMENT] = self._recorder.close_window(item.stash.get(WINDOW, None))
+        else:
+            window = self._recorder.open_window()
+            try:
+                result = yield
+            finally:
+                item.stash[MEASUREMENT] = self._recorder.close_window(window)
         self._judge(item)
         return result
 
     def _judge(self, item: pytest.Item) -> None:
         """Budgets and variant limits, after a body that passed; a breach fails the test."""
-        settings = self.test_settings(item)
         bench = item.stash.get(BENCHMARK, None)
         if bench is None:
+            if self._protocol_scope:
+                return
+            settings = self.test_settings(item)
             measurement = item.stash.get(MEASUREMENT, None)
-            if self.settings.scope == "call" and measurement is not None and settings.budgets:
+            if measurement is not None and settings.budgets:
+                from pytest_energy.plugin import judging
+
                 item.stash[BUDGET_NOTES] = judging.window_budgets(
                     item, measurement, settings, self.grams_per_joule()
                 )
             return
+        from pytest_energy.plugin import judging
+
+        settings = self.test_settings(item)
         recorder = self._recorder
         meters = list(recorder.meters.names) if recorder.meters else []
         item.stash[BUDGET_NOTES] = judging.benchmark_budgets(
@@ -266,35 +310,25 @@ class EnergyRun:
         judging.enforce_variant(bench, judged)
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
-        try:
-            return (yield)
-        finally:
-            if self.settings.scope == "protocol":
-                window = item.stash.get(WINDOW, None)
-                item.stash[MEASUREMENT] = self._recorder.close_window(window)
-
-    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        outcome = item.stash.get(OUTCOME, "passed")
-        if report.when == "setup" and not report.passed:
-            outcome = "skipped" if report.skipped else "error"
-        elif report.when == "call":
-            outcome = report.outcome
-        elif report.when == "teardown" and report.failed:
-            outcome = "error"
-        item.stash[OUTCOME] = outcome
-        if report.when == "teardown":
+        when = report.when
+        if when == "call":
+            item.stash[OUTCOME] = report.outcome
+        elif when == "setup":
+            if not report.passed:
+                item.stash[OUTCOME] = "skipped" if report.skipped else "error"
+        elif when == "teardown":
+            outcome = "error" if report.failed else item.stash.get(OUTCOME, "passed")
             result = self._result(item, outcome)
             if result is not None:
                 if self._recorder.role == "worker":
                     # Rides to the xdist controller on the report, as plain data.
                     report.__dict__[REPORT_KEY] = to_plain(result)
                 else:
-                    self._collect(result)
+                    self._add(result)
         return report
 
     def _result(self, item: pytest.Item, outcome: str) -> TestResult | None:
@@ -306,10 +340,18 @@ class EnergyRun:
         path, line, _ = item.location
         variant = item.stash.get(VARIANT, None)
         if variant is None and bench is not None:
+            from pytest_energy.plugin import judging
+
             # The body failed before judging: the measured numbers are still recorded.
             variant = judging.variant(
                 bench, item.nodeid, self._recorder.method, self._recorder.concurrent
             )
+        benchmark = bench.result if bench is not None else None
+        carbon = None
+        if measurement is not None and self._recorder.role != "worker":
+            # Workers send plain numbers; the controller adds CO2e (see _collect).
+            per_unit = benchmark.per_unit.median if benchmark else None
+            carbon = self.carbon.carbon(measurement, per_unit)
         return TestResult(
             nodeid=item.nodeid,
             file=path,  # already relative to the rootdir
@@ -318,11 +360,12 @@ class EnergyRun:
             scope=self.settings.scope,
             measurement=measurement,
             net_j=None if measurement is None else self._recorder.net_joules(measurement),
-            benchmark=bench.result if bench is not None else None,
+            benchmark=benchmark,
             variant=variant,
             budget=item.stash.get(BUDGET_NOTES, []),
+            carbon=carbon,
             error=f"not measured: {failure}" if measurement is None and failure else None,
-            worker=os.environ.get("PYTEST_XDIST_WORKER"),
+            worker=self._worker,
             gating=self._gating(item),
         )
 
@@ -345,9 +388,13 @@ class EnergyRun:
             self._collect(from_plain(TestResult, data))
 
     def _collect(self, result: TestResult) -> None:
+        """A worker's result, on the controller: CO2e is added here, then it is kept."""
         if result.measurement is not None:
             per_unit = result.benchmark.per_unit.median if result.benchmark else None
             result = replace(result, carbon=self.carbon.carbon(result.measurement, per_unit))
+        self._add(result)
+
+    def _add(self, result: TestResult) -> None:
         self._recorder.add_result(result)
         self.config.hook.pytest_energy_test_result(config=self.config, result=result)
 
@@ -370,6 +417,30 @@ class EnergyRun:
         self._recorder.close()
 
 
+class ProtocolWindows:
+    """``--energy-scope=protocol``: each window spans setup, call and teardown.
+
+    A plugin of its own, registered only for that scope, so that the default scope
+    pays for no hook wrappers around setup and teardown.
+    """
+
+    def __init__(self, recorder: SessionRecorder) -> None:
+        self._recorder = recorder
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
+        item.stash[WINDOW] = self._recorder.open_window()
+        return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
+        try:
+            return (yield)
+        finally:
+            window = item.stash.get(WINDOW, None)
+            item.stash[MEASUREMENT] = self._recorder.close_window(window)
+
+
 def _prepare_energy_dir(settings: Settings) -> None:
     """Create the energy folder with its ``.gitignore`` when an output goes into it.
 
@@ -383,6 +454,8 @@ def _prepare_energy_dir(settings: Settings) -> None:
         for path in outputs
     ):
         return
+    from pytest_energy.storage.energy_dir import prepare_directory
+
     # On failure the writer that needs the folder says what is wrong, on one line.
     with contextlib.suppress(OSError):
         prepare_directory(settings.dir)

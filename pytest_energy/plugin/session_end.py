@@ -31,26 +31,23 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_energy.carbon.accounting import SessionCarbon
-from pytest_energy.config.families import FamilySpec
 from pytest_energy.config.settings import SettingError, Settings
-from pytest_energy.gate.run_gate import RunGate
-from pytest_energy.gate.variants import build_families
 from pytest_energy.measure.machine import git_revision
 from pytest_energy.measure.recorder import SessionRecorder
-from pytest_energy.measure.replicas import merge, run_replicas
 from pytest_energy.output_files import write_atomic, writes_through
 from pytest_energy.record import ResultsError, RoundRole, RunRecord
-from pytest_energy.storage.baseline_file import BaselineError
-from pytest_energy.storage.baselines import BaselineStore
 from pytest_energy.storage.history import History, HistoryError, load_series
 
+if TYPE_CHECKING:
+    from pytest_energy.config.families import FamilySpec
+    from pytest_energy.gate.run_gate import RunGate
+
 #: What a writer raises for reasons a user can fix: shown as its message alone.
-USER_ERRORS = (OSError, SettingError, HistoryError, BaselineError, ResultsError)
 
 
 class SessionEnd:
@@ -154,6 +151,8 @@ class SessionEnd:
         expected = sum(
             t.measurement.seconds for t in record.tests if t.nodeid in wanted and t.measurement
         )
+        from pytest_energy.measure.replicas import merge, run_replicas
+
         replicas = run_replicas(
             self._config,
             self._settings,
@@ -182,7 +181,12 @@ class SessionEnd:
             branch=self._settings.branch or branch,
             carbon=self._carbon.session_record(sum(grams) if grams else None),
         )
-        families = build_families([t.variant for t in record.tests if t.variant is not None])
+        variants = [t.variant for t in record.tests if t.variant is not None]
+        families = []
+        if variants:
+            from pytest_energy.gate.variants import build_families
+
+            families = build_families(variants)
         return replace(record, session=session, families=families)
 
     def _write_baseline(self, record: RunRecord, session: pytest.Session) -> RunRecord:
@@ -278,6 +282,9 @@ class SessionEnd:
 
 def save_or_update(settings: Settings, record: RunRecord, commit: str | None) -> str:
     """Write the baseline this run was asked to write; the line to show. Raises SettingError."""
+    from pytest_energy.storage.baseline_file import BaselineError
+    from pytest_energy.storage.baselines import BaselineStore
+
     store = BaselineStore(settings.dir)
     name = settings.baseline_name
     try:
@@ -298,7 +305,7 @@ def describe(exc: BaseException) -> str:
     too (a bug somewhere, still without a traceback that would hide the other files)."""
     if isinstance(exc, OSError) and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
-    elif isinstance(exc, USER_ERRORS):
+    elif isinstance(exc, _user_errors()):
         text = str(exc)
     else:
         text = f"{type(exc).__name__}: {exc}"
@@ -344,3 +351,10 @@ def _benchmarks(record: RunRecord) -> list[str]:
         for t in record.tests
         if t.benchmark is not None and t.outcome == "passed" and t.per_unit_samples() is not None
     ]
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The errors a user can fix: their message says it all. Imported only on a failure."""
+    from pytest_energy.storage.baseline_file import BaselineError
+
+    return (OSError, SettingError, HistoryError, BaselineError, ResultsError)

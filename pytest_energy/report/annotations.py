@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pytest_energy.record import FamilyResult, RunRecord, TestResult, VariantResult
 from pytest_energy.report import format as fmt
 from pytest_energy.report.escape import workflow_data, workflow_property
-from pytest_energy.report.overview import overview, variant_label
+from pytest_energy.report.overview import ab_line, overview, variant_label
 
 __all__ = [
     "MAX_PER_KIND",
@@ -63,8 +63,9 @@ def _test_command(kind: str, test: TestResult, method: str) -> str:
     v = test.verdict
     assert v is not None
     what = "regression" if v.status == "regression" else "change inconclusive"
+    against = "of the base" if v.kind == "ab" else "of the baseline"
     detail = (
-        f"energy {fmt.change(v.ratio)}: {fmt.ratio(v.ratio, v.ci_low, v.ci_high)} of the baseline"
+        f"energy {fmt.change(v.ratio)}: {fmt.ratio(v.ratio, v.ci_low, v.ci_high)} {against}"
         f" ({_value(test, v.baseline)} -> {_value(test, v.current)})"
     )
     if v.threshold is not None:
@@ -126,6 +127,10 @@ def github_annotations(record: RunRecord, *, limit: int = MAX_PER_KIND) -> list[
     extra = _more(len(errors) - limit, len(warnings) - limit, limit)
     if extra:
         lines.append(workflow_command("notice", extra, title="More energy changes"))
+    elif record.ab is not None:
+        lines.append(
+            workflow_command("notice", f"{ab_line(record)}. {ov.headline}", title="Energy A/B")
+        )
     return lines
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
+from pytest_energy.frozen import frozen
 from pytest_energy.record import Benchmark, FamilyResult, VariantResult
 from pytest_energy.report import format as fmt
 from pytest_energy.report.escape import html_text
@@ -51,14 +51,14 @@ def _scale(value: float, low: float, high: float, start: float, end: float) -> f
 # -- a benchmark's rounds -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Dot:
     x: float
     y: float
     title: str
 
 
-@dataclass(frozen=True)
+@frozen
 class Lane:
     label: str
     css: str
@@ -67,7 +67,7 @@ class Lane:
     median_x: float
 
 
-@dataclass(frozen=True)
+@frozen
 class StripPlot:
     """Per-round energy per unit, one dot per round, one lane per role."""
 
@@ -135,7 +135,7 @@ def strip_plot(bench: Benchmark) -> StripPlot | None:
 # -- a test's history ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Sparkline:
     """A history line, drawn at whole-pixel coordinates (it is 96 x 22 px; this keeps
     5,000 of them small). The size and the end dot come from the stylesheet."""
@@ -178,7 +178,7 @@ def sparkline(series: Sequence[float], unit: str = "") -> Sparkline | None:
 # -- a model family: energy against quality -----------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class ScatterPoint:
     x: float
     y: float
@@ -188,7 +188,7 @@ class ScatterPoint:
     frontier: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class Scatter:
     """Energy ratio (x, lower is better) against quality ratio (y, higher is better)."""
 

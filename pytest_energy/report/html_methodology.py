@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
 
+from pytest_energy.frozen import frozen
 from pytest_energy.record import Calibration, CarbonSummary, RunRecord, Totals, to_plain
 from pytest_energy.report import format as fmt
 from pytest_energy.report.html_views import percent, plain_text
-from pytest_energy.report.overview import carbon_sources
+from pytest_energy.report.overview import carbon_sources, uses_ops_meter
 
 __all__ = ["Methodology", "methodology"]
 
 
-@dataclass(frozen=True)
+@frozen
 class Methodology:
     meters: list[dict[str, str]]
     how: list[str]
@@ -130,7 +130,13 @@ def _excluded(record: RunRecord) -> list[str]:
         )
     else:
         excluded.append("Embodied emissions of the hardware (not enabled).")
-    if session.method == "modelled":
+    if session.method == "modelled" and uses_ops_meter(record):
+        excluded.append(
+            "Modelled figures cover the torch operations this process dispatched, priced "
+            "with a 45 nm table: no pure-Python work, other libraries, idle power or "
+            "accelerator-specific efficiency."
+        )
+    elif session.method == "modelled":
         excluded.append(
             "Modelled figures cover this process's CPU time only: no GPU, DRAM or idle power."
         )

@@ -11,9 +11,9 @@ import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from pytest_energy.frozen import frozen
 from pytest_energy.record import FLAGS, FamilyResult, RunRecord, TestResult
 from pytest_energy.report import format as fmt
 from pytest_energy.report.escape import html_text
@@ -28,6 +28,7 @@ from pytest_energy.report.html_charts import (
 from pytest_energy.report.overview import (
     Label,
     Overview,
+    ab_line,
     budget_breaches,
     carbon_sources,
     overview,
@@ -103,13 +104,13 @@ def percent(value: float) -> str:
 # -- the test table ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Flag:
     name: str
     description: str
 
 
-@dataclass(frozen=True)
+@frozen
 class TestRow:
     index: int
     nodeid: list[str]
@@ -189,7 +190,7 @@ def test_row(
 # -- benchmarks and changes ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class BenchmarkCard:
     anchor: str
     nodeid: str
@@ -263,7 +264,7 @@ def benchmark_cards(
     return cards, anchors, len(benches) - len(shown)
 
 
-@dataclass(frozen=True)
+@frozen
 class ChangeRow:
     nodeid: str
     baseline: str
@@ -294,7 +295,7 @@ def change_row(test: TestResult) -> ChangeRow:
 # -- model families -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class VariantRow:
     name: str
     energy: str
@@ -306,7 +307,7 @@ class VariantRow:
     line: str
 
 
-@dataclass(frozen=True)
+@frozen
 class FamilyView:
     name: str
     reference: str
@@ -357,7 +358,7 @@ def family_view(family: FamilyResult) -> FamilyView:
 # -- the page header and summary ----------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class Card:
     title: str
     value: str
@@ -436,7 +437,7 @@ def gate_line(record: RunRecord) -> str:
     if g is None:
         return ""
     parts = [
-        f"baseline {g.baseline}",
+        f"A/B: {ab_line(record)}" if record.ab is not None else f"baseline {g.baseline}",
         f"threshold {percent(g.threshold)}",
         f"margin {percent(g.margin)}",
         f"Holm alpha {g.alpha}",
@@ -447,4 +448,6 @@ def gate_line(record: RunRecord) -> str:
     if suite.ratio is not None:
         ratio = fmt.ratio(suite.ratio, suite.ci_low, suite.ci_high)
         parts.append(f"suite total {ratio} ({verdict_label(suite.status).word})")
+    if record.ab is not None:
+        parts.append(record.ab.drift)
     return "; ".join(parts)

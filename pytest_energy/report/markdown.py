@@ -22,6 +22,7 @@ from pytest_energy.report import format as fmt
 from pytest_energy.report.escape import markdown_text
 from pytest_energy.report.overview import (
     Overview,
+    ab_line,
     budget_breaches,
     carbon_sources,
     method_statement,
@@ -112,7 +113,7 @@ def _unit_value(test: TestResult, joules: float | None) -> str:
     return fmt.energy(joules)
 
 
-def _change_table(title: str, tests: Sequence[TestResult]) -> _Table:
+def _change_table(title: str, tests: Sequence[TestResult], ab: bool = False) -> _Table:
     def render(t: TestResult) -> str:
         v = t.verdict
         assert v is not None
@@ -129,7 +130,9 @@ def _change_table(title: str, tests: Sequence[TestResult]) -> _Table:
     heading = [
         f"#### {title}",
         "",
-        "| Test | Baseline | Now | Change | Ratio \\[95% CI\\] |",
+        "| Test | Base | Head | Change | Ratio \\[95% CI\\] |"
+        if ab
+        else "| Test | Baseline | Now | Change | Ratio \\[95% CI\\] |",
         "|---|---:|---:|---:|---|",
     ]
     return _Table(heading, len(tests), map(render, tests))
@@ -225,6 +228,11 @@ def _comparing(record: RunRecord) -> str:
     gate = record.gate
     if gate is None:
         return ""
+    if record.ab is not None:
+        return (
+            f"A/B: {_esc(ab_line(record), 300)}; threshold {100 * gate.threshold:g}%, margin "
+            f"{100 * gate.margin:g}%, Holm α {gate.alpha:g}. {_esc(record.ab.drift, 300)}."
+        )
     where = _esc(s.branch, 120) if s.branch else "this run"
     if s.commit:
         where += f" ({_esc(s.commit, 64)})"
@@ -308,15 +316,16 @@ def _document(
 ) -> str:
     ov = overview(record)
     tables: list[_Table] = []
+    ab = record.ab is not None
     if ov.regressions:
-        tables.append(_change_table("▲ Regressions", ov.regressions))
+        tables.append(_change_table("▲ Regressions", ov.regressions, ab))
     if ov.improvements:
-        tables.append(_change_table("▼ Improvements", ov.improvements))
+        tables.append(_change_table("▼ Improvements", ov.improvements, ab))
     families = _families_table(record.families)
     if families is not None:
         tables.append(families)
     if ov.inconclusive:
-        tables.append(_change_table("? Inconclusive", ov.inconclusive))
+        tables.append(_change_table("? Inconclusive", ov.inconclusive, ab))
     tables.append(_all_tests_table(record.tests))
     return _fit(_head(record, ov, marker), tables, _foot(record), limit, size)
 

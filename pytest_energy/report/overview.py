@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal
 
+from pytest_energy.frozen import frozen
 from pytest_energy.record import (
     BudgetNote,
     Carbon,
@@ -30,6 +31,7 @@ __all__ = [
     "VERDICT_ORDER",
     "Label",
     "Overview",
+    "ab_line",
     "budget_breaches",
     "carbon_label",
     "carbon_sources",
@@ -41,7 +43,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@frozen
 class Label:
     """How a verdict reads: a word, a symbol and a CSS class (never colour alone)."""
 
@@ -140,6 +142,12 @@ def method_statement(record: RunRecord) -> str:
     if session.method == "measured":
         return f"Measured with hardware energy counters ({meters})."
     if session.method == "modelled":
+        if uses_ops_meter(record):
+            return (
+                f"Modelled estimates, not measurements ({meters}): counted torch operations "
+                "and bytes x a 45 nm energy table. The same work gives the same joules on "
+                "any machine; work outside torch is not counted."
+            )
         return (
             f"Modelled estimates, not measurements ({meters}): CPU time x a per-core "
             "power figure. Compare them only with modelled runs on the same runner type."
@@ -147,7 +155,31 @@ def method_statement(record: RunRecord) -> str:
     return f"Energy method: {session.method or 'unknown'} ({meters})."
 
 
-@dataclass(frozen=True)
+def uses_ops_meter(record: RunRecord) -> bool:
+    """Whether the numbers are the ops meter's: counted operations, not CPU time."""
+    session = record.session
+    return "ops" in (session.machine.meters or [m.name for m in session.meters])
+
+
+def modelled_basis(record: RunRecord) -> str:
+    """What a modelled figure of this run stands for, in a few words."""
+    return "counted torch operations" if uses_ops_meter(record) else "CPU work"
+
+
+def ab_line(record: RunRecord) -> str:
+    """What an A/B run compared, "head abc1234 vs base commit def5678, measured in the
+    same job, interleaved"; empty for a run compared with a stored baseline."""
+    ab = record.ab
+    if ab is None:
+        return ""
+    head = ab.head_commit[:7] if ab.head_commit else ab.head_ref
+    if ab.head_commit and "uncommitted" in ab.head_ref:
+        head += " + uncommitted changes"
+    base = ab.base_commit[:7] or ab.base_ref
+    return f"head {head} vs base commit {base}, measured in the same job, interleaved"
+
+
+@frozen
 class Overview:
     """The facts every report leads with, computed once from the record."""
 

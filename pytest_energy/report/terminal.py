@@ -14,7 +14,14 @@ from typing import Protocol
 
 from pytest_energy.record import FLAGS, FamilyResult, GateSummary, RunRecord, TestResult
 from pytest_energy.report import format as fmt
-from pytest_energy.report.overview import overview
+from pytest_energy.report.overview import (
+    ab_line,
+    method_statement,
+    modelled_basis,
+    overview,
+    uses_ops_meter,
+    verdict_label,
+)
 
 #: Test ids are cut (keeping their end, where parametrize values are) to fit a line.
 ID_WIDTH = 70
@@ -105,12 +112,12 @@ def _benchmarks(writer: _Writer, record: RunRecord) -> None:
 
 def _families(writer: _Writer, record: RunRecord) -> None:
     for family in record.families:
-        _family(writer, family)
+        _family(writer, family, modelled_basis(record))
 
 
-def _family(writer: _Writer, family: FamilyResult) -> None:
+def _family(writer: _Writer, family: FamilyResult, basis: str) -> None:
     writer.write_line("")
-    note = " -- ratios of modelled numbers (CPU work)" if family.method == "modelled" else ""
+    note = f" -- ratios of modelled numbers ({basis})" if family.method == "modelled" else ""
     writer.write_line(
         f"model family {family.family} (reference "
         f"{family.reference}, energy per {family.unit}){note}:"
@@ -254,8 +261,9 @@ def write_energy_section(
     """Write the whole energy section to pytest's terminal reporter."""
     writer.write_sep("=", "energy")
     if record.session.method == "modelled":
+        basis = "counted torch operations" if uses_ops_meter(record) else "CPU time"
         writer.write_line(
-            "numbers are MODELLED from CPU time, not measured by hardware counters", yellow=True
+            f"numbers are MODELLED from {basis}, not measured by hardware counters", yellow=True
         )
     _top_tests(writer, record, top)
     _benchmarks(writer, record)
@@ -266,3 +274,63 @@ def write_energy_section(
         writer.write_line(f"note: {notice}")
     if failure:
         writer.write_line(failure, red=True, bold=True)
+
+
+# -- pytest-energy ab -----------------------------------------------------------------
+
+
+def write_ab_report(writer: _Writer, record: RunRecord) -> None:
+    """The report of ``pytest-energy ab``: every test's head/base ratio and the verdict."""
+    gate, ab = record.gate, record.ab
+    if gate is None or ab is None:
+        return
+    writer.write_sep("=", "energy A/B")
+    writer.write_line(ab_line(record), bold=True)
+    writer.write_line(method_statement(record), yellow=record.session.method == "modelled")
+    writer.write_line(
+        f"{ab.processes} worker processes per side (up to {ab.max_processes} for tests the "
+        f"screen flagged), {fmt.duration(ab.wall_s)} of a {fmt.duration(ab.budget_s)} budget; "
+        f"threshold {fmt.percentage(gate.threshold)}, margin {fmt.percentage(gate.margin)}, "
+        f"Holm alpha {fmt.percentage(gate.alpha)}"
+    )
+    writer.write_line(ab.drift)
+    _ab_table(writer, record)
+    for test in record.tests:
+        if test.ab is not None and test.ab.status not in ("compared", "new", "removed"):
+            reason = test.verdict.reason if test.verdict else test.ab.status
+            writer.write_line(f"{test.ab.status}: {_test_id(test)}: {fmt.visible(reason)}")
+    for status in ("new", "removed"):
+        shown = [t for t in record.tests if t.ab is not None and t.ab.status == status]
+        if shown:
+            where = "head" if status == "new" else "base"
+            writer.write_line(
+                f"{status} (only in the {where} tree, not gated): "
+                + ", ".join(_test_id(t) for t in shown)
+            )
+    for notice in record.session.notices:
+        writer.write_line(f"note: {fmt.visible(notice)}")
+    _suite_and_stability(writer, gate)
+    writer.write_line(overview(record).headline, bold=True, red=gate.failed)
+
+
+def _ab_table(writer: _Writer, record: RunRecord) -> None:
+    compared = [t for t in record.tests if t.ab is not None and t.ab.status == "compared"]
+    if not compared:
+        writer.write_line("no test was compared")
+        return
+    rows = []
+    for test in sorted(compared, key=lambda t: -(t.verdict.ratio or 0) if t.verdict else 0):
+        v = test.verdict
+        assert v is not None and test.ab is not None
+        unit = test.benchmark.unit if test.benchmark else "call"
+        rows.append(
+            [
+                str(verdict_label(v.status)),
+                fmt.energy_per_unit(v.baseline, unit),
+                fmt.energy_per_unit(v.current, unit),
+                fmt.ratio(v.ratio, v.ci_low, v.ci_high),
+                str(test.ab.pairs),
+                _test_id(test),
+            ]
+        )
+    _table(writer, ["verdict", "base", "head", "head/base [95% CI]", "pairs", "test"], rows)

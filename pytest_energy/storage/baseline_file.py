@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
+from pytest_energy.frozen import frozen
 from pytest_energy.record import RunRecord
 
 FORMAT_VERSION = 1
@@ -28,7 +29,7 @@ class BaselineError(ValueError):
     """A baseline that cannot be read or written; the message is one line."""
 
 
-@dataclass(frozen=True)
+@frozen
 class BaselineEntry:
     """The stored numbers of one test on one hardware class.
 
@@ -145,7 +146,7 @@ class BaselineEntry:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class HardwareBaseline:
     """The entries recorded on one hardware class, with the machine that made them."""
 
@@ -155,7 +156,7 @@ class HardwareBaseline:
     tests: dict[str, BaselineEntry]
 
 
-@dataclass(frozen=True)
+@frozen
 class Baseline:
     """A loaded baseline file."""
 

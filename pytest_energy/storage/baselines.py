@@ -51,15 +51,7 @@ from pytest_energy.storage.baseline_file import (
     render_baseline,
     round6,
 )
-
-#: Written once, when the folder is created: baselines are committed, the
-#: history and the files of in-flight writes stay on the machine that made them.
-GITIGNORE = """\
-# Written by pytest-energy. Commit baselines/; the rest is local to this machine.
-history.sqlite*
-*.lock
-*.tmp
-"""
+from pytest_energy.storage.energy_dir import prepare_directory
 
 # Names become file names; keep them portable and free of path tricks.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -290,19 +282,6 @@ def baseline_entries(
             processes=labels,
         )
     return entries
-
-
-def prepare_directory(directory: Path) -> None:
-    """Create the pytest-energy folder, with its ``.gitignore``, if it does not exist.
-
-    The ``.gitignore`` is written only when the folder is created, so a user who
-    edits or removes it is not overruled.
-    """
-    try:
-        directory.mkdir(parents=True)
-    except FileExistsError:
-        return
-    write_atomic(directory / ".gitignore", GITIGNORE)
 
 
 @contextmanager

@@ -25,14 +25,14 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_energy.frozen import frozen
 from pytest_energy.output_files import write_atomic
 from pytest_energy.record import ResultsError, RunRecord, load
 from pytest_energy.record_json import JSONInputError, parse_json
-from pytest_energy.storage.baselines import prepare_directory
+from pytest_energy.storage.energy_dir import prepare_directory
 from pytest_energy.storage.history_schema import (
     APPLICATION_ID,
     MIGRATIONS,
@@ -41,6 +41,7 @@ from pytest_energy.storage.history_schema import (
     SCHEMA_VERSION,
     has_run,
     insert_run,
+    record_json_text,
 )
 
 __all__ = [
@@ -73,7 +74,7 @@ class HistoryLocked(HistoryError):
     """Another process held the history's write lock for longer than the busy timeout."""
 
 
-@dataclass(frozen=True)
+@frozen
 class TrendPoint:
     """One test in one run, as ``pytest-energy history`` and the report show it."""
 
@@ -107,7 +108,11 @@ class History:
         return self.path.with_name(self.path.name + PENDING_SUFFIX)
 
     def append(
-        self, record: RunRecord, *, commit: str | None = None, branch: str | None = None
+        self,
+        record: RunRecord,
+        *,
+        commit: str | None = None,
+        branch: str | None = None,
     ) -> int:
         """Store one run (its tests and rounds) in one transaction; returns the run id.
 
@@ -125,7 +130,7 @@ class History:
         """
         try:
             with self._transaction() as conn:
-                lines, ingested = self._ingest_pending(conn)
+                said, ingested = self._ingest_pending(conn)
                 insert_run(conn, record)
         except HistoryLocked:
             return [self._queue(record)]
@@ -136,8 +141,8 @@ class History:
                 pass
             except OSError as exc:
                 # Left behind, it is recognised as already added on the next run.
-                lines.append(f"queued run {path} was added but not removed: {exc.strerror}")
-        return lines
+                said.append(f"queued run {path} was added but not removed: {exc.strerror}")
+        return said
 
     def _queue(self, record: RunRecord) -> str:
         """Write the run beside the history for the next run to add; the line saying so."""
@@ -239,8 +244,8 @@ class History:
         if row is None:
             raise HistoryError(f"no run {run_id} in the history {self.path}")
         try:
-            return RunRecord.from_dict(parse_json(row["record"]))
-        except (ResultsError, JSONInputError) as exc:
+            return RunRecord.from_dict(parse_json(record_json_text(row["record"])))
+        except (ResultsError, ValueError) as exc:
             raise HistoryError(f"run {run_id} in {self.path} cannot be read: {exc}") from None
 
     @contextmanager
@@ -319,8 +324,13 @@ class History:
 
     def _check_schema(self, conn: sqlite3.Connection) -> bool:
         """True when the file holds our schema; False when it is empty; else an error."""
-        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        # One statement, so one snapshot: read separately, a schema another process
+        # commits in between looked like someone else's database (seen under load).
+        application_id, version, tables = conn.execute(
+            "SELECT (SELECT application_id FROM pragma_application_id()), "
+            "(SELECT user_version FROM pragma_user_version()), "
+            "(SELECT count(*) FROM sqlite_master)"
+        ).fetchone()
         if application_id == APPLICATION_ID:
             if version > SCHEMA_VERSION:
                 raise HistoryError(
@@ -330,7 +340,6 @@ class History:
             if version < SCHEMA_VERSION:
                 self._migrate(conn, version)
             return True
-        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if application_id == 0 and version == 0 and tables == 0:
             return False
         raise HistoryError(

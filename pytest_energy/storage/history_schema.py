@@ -6,22 +6,32 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-import statistics
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pytest_energy.record import RunRecord, TestResult
+from pytest_energy.record_lines import results_chunks
+from pytest_energy.stats import fmean, middle
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: Version 2 added each run's geometric-mean J per unit of its own process (and of its
 #: calibration-normalized values): the statistic the gate compares with the current
 #: run's, so a history baseline and a stored baseline are judged alike.
-MIGRATIONS = {
+#: Version 3 stores each run's record (``runs.record``) as zlib-compressed JSON, a BLOB,
+#: streamed from the same test lines as the results file: about a fifth of the size,
+#: and no second copy of a large run in memory (issue 16). Rows of earlier versions
+#: keep their JSON text; :func:`record_json_text` reads both. Nothing is rewritten, but
+#: the version tells an older plugin that it cannot read the newer rows.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "ALTER TABLE tests ADD COLUMN process_mean REAL",
         "ALTER TABLE tests ADD COLUMN normalized_mean REAL",
     ),
+    2: (),
 }
+#: The largest record a history row may expand to: a crafted row cannot exhaust memory.
+MAX_RECORD_BYTES = 1 << 30
 #: ``PRAGMA application_id``, "pEnH": marks the file as ours, so a user's other
 #: SQLite database at the same path is recognised and left alone.
 APPLICATION_ID = int.from_bytes(b"pEnH", "big")
@@ -117,7 +127,7 @@ def insert_run(
             session.exit_status,
             int(session.unstable),
             int(session.interrupted),
-            _record_text(record),
+            record_blob(record),
         ),
     )
     run_id = cursor.lastrowid
@@ -129,15 +139,46 @@ def insert_run(
 
 def has_run(conn: sqlite3.Connection, record: RunRecord) -> bool:
     """Whether this very run is stored: a queued file added once but not removed."""
-    found = conn.execute(
-        "SELECT 1 FROM runs WHERE started = ? AND record = ? LIMIT 1",
-        (record.session.started, _record_text(record)),
-    ).fetchone()
-    return found is not None
+    wanted = json.loads(record.to_json())
+    for (stored,) in conn.execute(
+        "SELECT record FROM runs WHERE started = ?", (record.session.started,)
+    ):
+        try:
+            if json.loads(record_json_text(stored)) == wanted:
+                return True
+        except (ValueError, zlib.error):
+            continue  # an unreadable row is not this run
+    return False
 
 
-def _record_text(record: RunRecord) -> str:
-    return json.dumps(record.to_dict(), separators=(",", ":"), allow_nan=False)
+def record_blob(record: RunRecord) -> bytes:
+    """The run's results JSON, compressed as it is produced, never whole in memory."""
+    packer = zlib.compressobj(level=1)  # fast: the run is stored at the end of every session
+    packed = [packer.compress(chunk.encode("ascii")) for chunk in results_chunks(record)]
+    packed.append(packer.flush())
+    return b"".join(packed)
+
+
+def record_json_text(stored: str | bytes) -> str:
+    """A row's record as JSON text: compressed (version 3) or plain text (earlier).
+
+    Raises ``ValueError`` for a row that is neither, or that would expand beyond
+    :data:`MAX_RECORD_BYTES`.
+    """
+    if isinstance(stored, str):
+        return stored
+    if not isinstance(stored, bytes):
+        raise ValueError(f"a record of type {type(stored).__name__}")
+    unpacker = zlib.decompressobj()
+    try:
+        data = unpacker.decompress(stored, MAX_RECORD_BYTES)
+    except zlib.error as exc:
+        raise ValueError(f"a damaged compressed record ({exc})") from None
+    if unpacker.unconsumed_tail:
+        raise ValueError(f"a record larger than {MAX_RECORD_BYTES:,} bytes")
+    if not unpacker.eof:
+        raise ValueError("a truncated compressed record")
+    return data.decode("utf-8", errors="replace")
 
 
 def _test_rows(run_id: int, record: RunRecord) -> Iterator[tuple[Any, ...]]:
@@ -151,7 +192,7 @@ def _test_rows(run_id: int, record: RunRecord) -> Iterator[tuple[Any, ...]]:
             test.outcome,
             _finite(measurement.total_j) if measurement else None,
             _finite(measurement.seconds) if measurement else None,
-            statistics.median(per_unit[1]) if per_unit else None,
+            middle(per_unit[1]) if per_unit else None,
             per_unit[0] if per_unit else None,
             ",".join(test.flags),
             test.verdict.status if test.verdict else None,
@@ -176,7 +217,7 @@ def _own_process_means(test: TestResult) -> tuple[float | None, float | None]:
 def _geometric_mean(values: Sequence[float]) -> float | None:
     if not values:
         return None
-    return math.exp(statistics.fmean(math.log(v) for v in values))
+    return math.exp(fmean([math.log(v) for v in values]))
 
 
 def _round_rows(run_id: int, record: RunRecord) -> Iterator[tuple[Any, ...]]:

@@ -1,0 +1,268 @@
+"""``pytest-energy ab``: base and head measured interleaved in one job, judged on paired ratios.
+
+Two small git repositories under tmp and the replay meter: every round reads a
+known energy, so the ratios head/base are exact.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+from ab_repos import (
+    bench,
+    bench_file,
+    constant_trace,
+    cyclic_trace,
+    make_repo,
+    private_tmp,
+    run_ab,
+    worktrees,
+)
+
+from pytest_energy.ab.judge import PairedTest, decide, differences, screen
+from pytest_energy.record import load
+from pytest_energy.stats import paired_log_ratio
+
+BASE = {"tests/test_bench.py": bench_file(bench("test_hot", 10), bench("test_same", 10))}
+#: The head runs test_hot with 8 calls per round: the same 10 J per round is then
+#: 25 % more energy per call, exactly.
+HEAD = {"tests/test_bench.py": bench_file(bench("test_hot", 8), bench("test_same", 10))}
+
+
+def load_json(path: Path) -> dict[str, object]:
+    data: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def test_a_planted_regression_is_found_with_the_exact_ratio(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tmp = private_tmp(pytester, monkeypatch)
+    repo = make_repo(pytester.path, BASE, HEAD)
+    out = pytester.path / "ab.json"
+    result = run_ab(
+        pytester, repo, constant_trace(pytester.path), "--base", "base", "--json", str(out)
+    )
+    assert result.ret == 1, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*head * vs base commit *, measured in the same job, interleaved*",
+            "*No start/end drift check is needed*",
+            "*regression*1.25x*3*tests/test_bench.py::test_hot*",
+            "*unchanged*1.00x*tests/test_bench.py::test_same*",
+            "Energy check failed: 1 regression*",
+        ]
+    )
+    record = load(out)
+    assert record.gate is not None
+    assert record.gate.mode == "ab"
+    assert record.ab is not None
+    assert record.ab.base_commit.startswith(result.stdout.str().split("base commit ")[1][:7])
+    verdicts = {t.nodeid.split("::")[-1]: t.verdict for t in record.tests}
+    hot, same = verdicts["test_hot"], verdicts["test_same"]
+    assert hot is not None
+    assert same is not None
+    assert hot.status == "regression"
+    assert hot.kind == "ab"
+    assert hot.ratio == pytest.approx(1.25, rel=1e-12)
+    assert same.status == "unchanged"
+    assert same.ratio == pytest.approx(1.0, rel=1e-12)
+    # Both sides' rounds are in the file, per process pair: base 1.0 J/call, head 1.25.
+    test = next(t for t in record.tests if t.nodeid.endswith("test_hot"))
+    assert test.benchmark is not None
+    base = [r for r in test.benchmark.rounds if r.role == "base"]
+    head = [r for r in test.benchmark.rounds if r.role == "candidate"]
+    assert {r.process for r in base} == {r.process for r in head} == {0, 1, 2}
+    assert {r.per_unit(1.0) for r in base} == {1.0}
+    assert {r.per_unit(1.0) for r in head} == {1.25}
+    # Nothing left behind: no worktree, no temporary folder.
+    assert len(worktrees(repo)) == 1
+    assert list(tmp.iterdir()) == []
+
+
+def test_the_ratio_is_the_paired_ratio_of_the_rounds_in_the_file(
+    pytester: pytest.Pytester,
+) -> None:
+    repo = make_repo(pytester.path, BASE, HEAD)
+    out = pytester.path / "ab.json"
+    trace = cyclic_trace(pytester.path, [10.0, 10.4, 9.7, 10.9, 10.1])
+    result = run_ab(pytester, repo, trace, "--base", "base", "--json", str(out))
+    assert result.ret in (0, 1), result.stderr.str()
+    record = load(out)
+    for test in record.tests:
+        assert test.benchmark is not None
+        assert test.verdict is not None
+        pairs = []
+        for process in sorted({r.process for r in test.benchmark.rounds}):
+            rounds = [r for r in test.benchmark.rounds if r.process == process]
+            pairs.append(
+                (
+                    [r.per_unit(1.0) for r in rounds if r.role == "base"],
+                    [r.per_unit(1.0) for r in rounds if r.role == "candidate"],
+                )
+            )
+        logs = differences(pairs)
+        assert test.verdict.ratio == pytest.approx(math.exp(statistics.fmean(logs)), rel=1e-9)
+
+
+def test_head_as_a_path_new_and_removed_tests_and_selection(pytester: pytest.Pytester) -> None:
+    head = {
+        "tests/test_bench.py": bench_file(bench("test_hot", 10), bench("test_new", 10)),
+        "tests/test_other.py": bench_file(bench("test_skipped_by_k", 10)),
+    }
+    repo = make_repo(pytester.path, BASE, head)
+    out = pytester.path / "ab.json"
+    result = run_ab(
+        pytester,
+        repo,
+        constant_trace(pytester.path),
+        "--base",
+        "base",
+        "--head",
+        str(repo),
+        "-k",
+        "not skipped_by_k",
+        "--json",
+        str(out),
+    )
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(
+        [
+            "*new (only in the head tree, not gated): tests/test_bench.py::test_new",
+            "*removed (only in the base tree, not gated): tests/test_bench.py::test_same",
+        ]
+    )
+    record = load(out)
+    statuses = {t.nodeid.split("::")[-1]: (t.ab.status if t.ab else None) for t in record.tests}
+    assert statuses == {"test_hot": "compared", "test_new": "new", "test_same": "removed"}
+    assert "test_skipped_by_k" not in result.stdout.str()
+
+
+def test_the_reports_show_the_ab_comparison(pytester: pytest.Pytester) -> None:
+    repo = make_repo(pytester.path, BASE, HEAD)
+    out = pytester.path / "ab.json"
+    markdown = pytester.path / "summary.md"
+    html = pytester.path / "report.html"
+    result = run_ab(
+        pytester,
+        repo,
+        constant_trace(pytester.path),
+        "--base",
+        "base",
+        "--json",
+        str(out),
+        "--markdown",
+        str(markdown),
+        "--html",
+        str(html),
+    )
+    assert result.ret == 1
+    line = "measured in the same job, interleaved"
+    assert line in markdown.read_text(encoding="utf-8")
+    assert line in html.read_text(encoding="utf-8")
+    assert "| Test | Base | Head |" in markdown.read_text(encoding="utf-8")
+    for command in ("comment-body", "summary", "annotate"):
+        shown = pytester.run(__import__("sys").executable, "-m", "pytest_energy", command, str(out))
+        assert shown.ret == 0
+        assert line in shown.stdout.str(), command
+    annotated = pytester.run(
+        __import__("sys").executable, "-m", "pytest_energy", "annotate", str(out)
+    )
+    annotated.stdout.fnmatch_lines(["::error *test_hot: energy +25.0%25: 1.25x*of the base*"])
+
+
+# -- the statistics, on numbers ------------------------------------------------------------
+
+
+def test_paired_ratio_per_test_is_the_paired_t_of_the_process_pairs() -> None:
+    pairs = [([10.0, 10.2], [11.2, 11.0]), ([9.6, 9.7], [10.9, 10.5]), ([10.4, 10.3], [11.3, 11.5])]
+    other = [([5.0, 5.1], [5.0, 5.05]), ([5.2, 5.1], [5.1, 5.2]), ([4.9, 5.0], [5.0, 4.9])]
+    verdicts, _ = decide([PairedTest("a", pairs), PairedTest("b", other)])
+    means = [
+        (math.exp(statistics.fmean(map(math.log, b))), math.exp(statistics.fmean(map(math.log, h))))
+        for b, h in pairs
+    ]
+    exact = paired_log_ratio([b for b, _ in means], [h for _, h in means])
+    assert verdicts[0].ratio == pytest.approx(exact.ratio, rel=1e-12)
+    # Judged by the spread between pairs: the process, not the round, is the unit.
+    assert "3 process pairs" in verdicts[0].reason
+
+
+def test_a_per_process_offset_is_not_shrunk_by_more_rounds() -> None:
+    """Pairs disagree by a few percent (per-process offsets): many identical rounds inside
+    each pair must not make the interval narrow enough to call +2 % certain."""
+    offsets = [1.00, 1.045, 0.985]
+    pairs = [([10.0] * 20, [10.0 * 1.02 * o] * 20) for o in offsets]
+    verdicts, _ = decide([PairedTest("t", pairs)], threshold=0.01, margin=0.005)
+    assert verdicts[0].status == "inconclusive"
+    assert verdicts[0].ci_low is not None
+    assert verdicts[0].ci_low < 1.0
+
+
+def test_holm_across_tests_keeps_a_lone_weak_signal_from_failing() -> None:
+    noise = [
+        ([10.0, 10.1], [10.05, 10.0]),
+        ([9.9, 10.0], [10.0, 9.95]),
+        ([10.1, 10.0], [10.0, 10.1]),
+    ]
+    weak = [
+        ([10.0, 10.1], [10.62, 10.6]),
+        ([9.9, 10.0], [10.3, 10.5]),
+        ([10.1, 10.0], [10.8, 10.5]),
+    ]
+    alone, _ = decide([PairedTest("weak", weak)], alpha=0.05)
+    many, _ = decide(
+        [PairedTest("weak", weak)] + [PairedTest(f"n{i}", noise) for i in range(40)], alpha=0.05
+    )
+    assert alone[0].status == "regression"
+    assert many[0].status != "regression"
+
+
+def test_the_screen_flags_what_looks_high() -> None:
+    same = [([10.0], [10.0]), ([10.0], [10.05]), ([10.0], [9.98])]
+    high = [([10.0], [11.0]), ([10.0], [11.1]), ([10.0], [10.9])]
+    flagged = [r.flagged for r in screen([PairedTest("s", same), PairedTest("h", high)])]
+    assert flagged == [False, True]
+    # A flagged test is decided on its fresh pairs alone.
+    fresh = [([10.0], [10.02]), ([10.0], [9.99]), ([10.0], [10.01])]
+    verdicts, _ = decide([PairedTest("h", high, fresh), PairedTest("s", same)])
+    assert verdicts[0].ratio == pytest.approx(math.exp(statistics.fmean(differences(fresh))))
+    assert "fresh pairs after the screen" in verdicts[0].reason
+
+
+def test_the_suite_total_catches_many_small_regressions() -> None:
+    tests = [
+        PairedTest(f"t{i}", [([10.0], [10.4]), ([10.2], [10.55]), ([9.9], [10.35])])
+        for i in range(20)
+    ]
+    _, suite = decide(tests)
+    assert suite.status in ("regression", "inconclusive")
+    assert suite.tests == 20
+    assert suite.ratio == pytest.approx(1.04, abs=0.01)
+
+
+def test_plain_tests_are_compared_only_when_marked(pytester: pytest.Pytester) -> None:
+    plain = (
+        "import pytest\n\nfrom demo import work\n\n\n"
+        "@pytest.mark.energy\ndef test_marked():\n    assert work(10) == 45\n\n\n"
+        "def test_unmarked():\n    assert work(10) == 45\n"
+    )
+    files = {**BASE, "tests/test_plain.py": plain}
+    repo = make_repo(pytester.path, files, {})
+    out = pytester.path / "ab.json"
+    result = run_ab(
+        pytester, repo, constant_trace(pytester.path), "--base", "base", "--json", str(out)
+    )
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    record = load(out)
+    compared = {t.nodeid.split("::")[-1]: t for t in record.tests}
+    assert "test_unmarked" not in compared
+    marked = compared["test_marked"]
+    assert marked.benchmark is not None
+    assert marked.benchmark.unit == "test"
+    assert marked.verdict is not None
+    assert marked.verdict.status == "unchanged"

@@ -1,0 +1,123 @@
+"""``@frozen`` behaves as ``@dataclass(frozen=True)`` does, for everything the package uses."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import pickle
+from dataclasses import field
+
+import pytest
+
+from pytest_energy.frozen import frozen
+
+
+@frozen
+class Window:
+    """A record with every kind of field the package's records use."""
+
+    name: str
+    joules: float = 0.0
+    tags: list[str] = field(default_factory=list)
+    note: str = field(default="", compare=False)
+    derived: int = field(init=False, default=7)
+
+
+@frozen
+class Checked:
+    """A record that validates in ``__post_init__``."""
+
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.value < 0:
+            raise ValueError("negative")
+
+
+@frozen
+class Base:
+    """A base record."""
+
+    a: int
+
+
+@frozen
+class Child(Base):
+    """A record that adds a field to its base."""
+
+    b: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """The standard library's frozen dataclass, to compare behaviour with."""
+
+    name: str
+    joules: float = 0.0
+    tags: list[str] = field(default_factory=list)
+    note: str = field(default="", compare=False)
+    derived: int = field(init=False, default=7)
+
+
+def test_construction_defaults_and_repr_match_a_frozen_dataclass() -> None:
+    ours, theirs = Window("w", 2.0, note="n"), Reference("w", 2.0, note="n")
+    assert repr(ours) == repr(theirs).replace("Reference", "Window")
+    assert dataclasses.asdict(ours) == dataclasses.asdict(theirs)
+    assert [f.name for f in dataclasses.fields(ours)] == [
+        "name",
+        "joules",
+        "tags",
+        "note",
+        "derived",
+    ]
+    assert dataclasses.is_dataclass(ours)
+    assert ours.derived == 7
+
+
+def test_default_factory_gives_each_instance_its_own_value() -> None:
+    first, second = Window("a"), Window("b")
+    assert first.tags == []
+    assert first.tags is not second.tags
+    assert Window("c", tags=["x"]).tags == ["x"]
+
+
+def test_equality_and_hash_follow_the_compared_fields() -> None:
+    assert Window("w", 1.0, note="x") == Window("w", 1.0, note="y")
+    assert Window("w", 1.0) != Window("w", 2.0)
+    assert Base(1) != Child(1)  # a different class is never equal, as with dataclasses
+    assert Base(1).__eq__(1) is NotImplemented
+    assert hash(Base(3)) == hash(Base(3))
+    assert len({Child(1, 2), Child(1, 2), Child(1, 3)}) == 2
+
+
+def test_assignment_and_deletion_are_refused() -> None:
+    record = Window("w")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        record.joules = 3.0  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del record.name  # type: ignore[misc]
+    assert record.joules == 0.0
+
+
+def test_replace_copy_and_pickle_keep_the_values() -> None:
+    record = Window("w", 1.5, ["t"], note="n")
+    changed = dataclasses.replace(record, joules=2.5)
+    assert (changed.name, changed.joules, changed.tags, changed.note) == ("w", 2.5, ["t"], "n")
+    assert pickle.loads(pickle.dumps(record)) == record
+    assert copy.deepcopy(record) == record
+    with pytest.raises(ValueError, match="init=False"):
+        dataclasses.replace(record, derived=1)
+
+
+def test_post_init_runs_and_inheritance_keeps_base_fields() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        Checked(-1.0)
+    assert Checked(1.0).value == 1.0
+    assert Child(1).a == 1
+    assert Child(1).b == 2
+    assert repr(Child(1, 3)) == "Child(a=1, b=3)"
+
+
+def test_a_missing_argument_is_a_type_error_as_with_dataclasses() -> None:
+    with pytest.raises(TypeError, match="name"):
+        Window()  # type: ignore[call-arg]
