@@ -52,8 +52,11 @@ user's installed plugin imports from cached bytecode).
     where the next regression will show. Printed when a target is missed or with
     ``--profile``.
 
-The fixture's own cost per call is ``benchmarks/fixture_overhead.py``; the ops meter's,
-``benchmarks/ops_meter_check.py --overhead``.
+(e) The ops meter: the example suite (torch models) without ``--energy``, with the model
+    meter and with the ops meter (``ops_meter_check.py``'s measurement), ``--ops-reps`` times
+    each in alternating order.
+
+The fixture's own cost per call is ``benchmarks/fixture_overhead.py``.
 
 Run from the repository's virtual environment, where the plugin is installed::
 
@@ -756,6 +759,26 @@ def profile(suite: Path, env: dict[str, str], json_path: Path) -> None:
     print(text)
 
 
+def ops_overhead(reps: int) -> None:
+    """(e) The ops meter's cost on the example suite (torch models), beside the model's.
+
+    The ops meter adds a Python call to every torch operation dispatched, so its cost is per
+    operation, not per test: it is measured on the examples, not on trivial tests. The
+    measuring itself is ``ops_meter_check.py --overhead``'s.
+    """
+    print("\n(e) the ops meter on the example suite (torch models)")
+    try:
+        import sklearn  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        print("  skipped: the examples need torch and scikit-learn (pip install -e '.[examples]')")
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import ops_meter_check
+
+    ops_meter_check.overhead(reps)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--startup-pairs", type=int, default=15)
@@ -764,6 +787,9 @@ def main() -> int:
     parser.add_argument("--tests", type=int, default=2000)
     parser.add_argument("--big-tests", type=int, default=20000, help="0 skips that suite")
     parser.add_argument("--no-third-party", action="store_true")
+    parser.add_argument(
+        "--ops-reps", type=int, default=2, help="(e) repetitions of the example suite; 0 skips"
+    )
     parser.add_argument(
         "--profile", action="store_true", help="profile the plugin even when the targets are met"
     )
@@ -823,6 +849,8 @@ def main() -> int:
         print(f"  {CODECARBON_REFERENCE}")
         if args.profile or not (fixed_ok and side_ok):
             profile(suite, env, root / "profile.json")
+    if args.ops_reps > 0:
+        ops_overhead(args.ops_reps)
     ok = startup_ok and fixed_ok and side_ok
     print(f"\n{load_line()}; took {time.perf_counter() - started:.0f} s")
     print(f"overall: {verdict(ok)}")
