@@ -7,10 +7,17 @@ comment changed), ``plus10`` and ``plus25`` (one function, ``checksum``, also
 hashes an extra 10 % or 25 % of its input). Then, per run and condition
 (interleaved: same, +10 %, +25 %, same, ...):
 
-* A/B: ``pytest-energy ab --base base --head <commit> --budget SECONDS -- --energy-meter=model``;
-* stored baseline: ``pytest --energy --energy-compare`` in a checkout of the commit,
-  against a baseline saved once from ``base`` with ``--energy-save-baseline`` (as the
-  project does today: the default branch saves, pull requests compare).
+* A/B: ``pytest-energy ab --base base --head <commit> --budget SECONDS -- --energy-meter=model
+  --energy-window=W``;
+* stored baseline: ``pytest --energy --energy-compare --energy-window=W`` in a checkout of
+  the commit, against a baseline saved once from ``base`` with ``--energy-save-baseline``
+  (as the project does today: the default branch saves, pull requests compare).
+
+Both gates get the same round length ``--window`` (default 0.15 s, instead of the model
+meter's automatic 0.2 s): on the shared VM a round's noise was no smaller at 0.2 s than
+at 0.1 s (5.6 % and 5.9 % per round), so shorter rounds buy more independent rounds in
+the same time; but not 0.1 s, the meter's resolution floor, where rounds sized from the
+pilot often fell below it and the test was not gated (``docs/ab.md``).
 
 Prints per run the exit status, the verdicts that are not "unchanged" and the wall time,
 then a table per condition and gate: false regression verdicts (any regression on an
@@ -19,7 +26,8 @@ and wall time per run. Targets (issue 17): no false failure in the unchanged run
 >= 9/10 detections at +25 %, better detection than the stored-baseline gate at +10 %.
 The meter is the model meter (CPU time x watts): every figure is modelled.
 
-    python benchmarks/ab_power.py [--runs 10] [--budget 60] [--tests 10] [--out PATH]
+    python benchmarks/ab_power.py [--runs 10] [--budget 60] [--tests 10] [--window 0.15]
+        [--processes N] [--out PATH]
 """
 
 from __future__ import annotations
@@ -187,7 +195,9 @@ def run(command: list[str], cwd: Path, results: Path) -> dict[str, Any]:
     return row
 
 
-def ab(repo: Path, tag: str, budget: float, results: Path) -> dict[str, Any]:
+def ab(
+    repo: Path, tag: str, budget: float, results: Path, extra: list[str], processes: int | None
+) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
@@ -201,13 +211,17 @@ def ab(repo: Path, tag: str, budget: float, results: Path) -> dict[str, Any]:
         str(budget),
         "--json",
         str(results),
+        *(["--processes", str(processes)] if processes else []),
         "--",
         "--energy-meter=model",
+        *extra,
     ]
     return run(command, repo, results)
 
 
-def stored(tree: Path, energy_dir: Path, results: Path, flag: str) -> dict[str, Any]:
+def stored(
+    tree: Path, energy_dir: Path, results: Path, flag: str, extra: list[str]
+) -> dict[str, Any]:
     command = [
         sys.executable,
         "-m",
@@ -221,6 +235,7 @@ def stored(tree: Path, energy_dir: Path, results: Path, flag: str) -> dict[str, 
         "--energy-history=off",
         flag,
         f"--energy-json={results}",
+        *extra,
     ]
     return run(command, tree, results)
 
@@ -276,8 +291,21 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10, help="runs per condition (default 10)")
     parser.add_argument("--budget", type=float, default=60.0, help="A/B budget per run, s")
     parser.add_argument("--tests", type=int, default=10, help="benchmarks in the suite (<= 10)")
+    parser.add_argument(
+        "--window", type=float, default=0.15, help="round length for both gates, s (0: auto)"
+    )
+    parser.add_argument(
+        "--processes", type=int, default=None, help="A/B processes per side (default: ab's)"
+    )
     parser.add_argument("--out", type=Path, default=None, help="write every run as JSON")
     args = parser.parse_args()
+    extra = [f"--energy-window={args.window}"] if args.window else []
+    print(
+        f"A/B budget {args.budget:.0f} s, processes per side "
+        f"{args.processes or 'default'}, round length {args.window or 'auto'} s (both gates); "
+        "model meter: every figure is modelled",
+        flush=True,
+    )
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="ab-power-") as folder:
         root = Path(folder)
@@ -286,7 +314,9 @@ def main() -> int:
         trees = {
             tag: checkout(repo, tag, root / tag) for tag in ("base", "same", "plus10", "plus25")
         }
-        save = stored(trees["base"], energy_dir, root / "save.json", "--energy-save-baseline")
+        save = stored(
+            trees["base"], energy_dir, root / "save.json", "--energy-save-baseline", extra
+        )
         print(
             f"stored baseline saved from base: exit {save['exit']} in {save['wall_s']:.0f} s",
             flush=True,
@@ -299,9 +329,9 @@ def main() -> int:
                 for gate in ("ab", "stored"):
                     results = root / f"{gate}-{planted}-{index}.json"
                     if gate == "ab":
-                        row = ab(repo, planted, args.budget, results)
+                        row = ab(repo, planted, args.budget, results, extra, args.processes)
                     else:
-                        row = stored(trees[planted], energy_dir, results, "--energy-compare")
+                        row = stored(trees[planted], energy_dir, results, "--energy-compare", extra)
                     row.update(gate=gate, planted=planted, run=index)
                     rows.append(row)
                     shown = {

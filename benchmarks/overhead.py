@@ -119,14 +119,42 @@ print("MODULES=" + json.dumps([m for m in sys.modules if m not in before]))
 raise SystemExit(int(code))
 """
 
-# Printed by a child that has imported pytest: the wall time of importing the modules given.
+# Printed by a child that has imported pytest and, untimed, every module the run compared
+# with loads (argv[1], JSON): the wall time of importing the modules given after it.
 _IMPORT_PROBE = """
-import importlib, sys, time
+import importlib, json, sys, time
 import pytest
+for name in json.loads(sys.argv[1]):
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
 start, cpu = time.perf_counter(), time.process_time()
-for name in sys.argv[1:]:
+for name in sys.argv[2:]:
     importlib.import_module(name)
 print("SECONDS=%r %r" % (time.perf_counter() - start, time.process_time() - cpu))
+"""
+
+# One pytest.main in a fresh process that has imported pytest and, untimed, the modules
+# outside the plugin that the plugin-off run loads (argv[1], JSON), so that both sides
+# start alike: everything a run adds is timed, the plugin's imports through pytest's own
+# entry-point loading, first-use caches and the extra garbage collection included.
+_FRESH_PROBE = """
+import contextlib, importlib, io, json, shutil, sys, time
+import pytest
+for name in json.loads(sys.argv[1]):
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+shutil.rmtree(".energy", ignore_errors=True)
+with contextlib.redirect_stdout(io.StringIO()):
+    wall, cpu = time.perf_counter(), time.process_time()
+    code = pytest.main(sys.argv[2:])
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+if code != 0:
+    raise SystemExit("pytest.main exited %s" % code)
+print("SECONDS=%r %r" % (wall, cpu))
 """
 
 # Alternating in-process pytest.main runs of a tiny suite with two sets of extra arguments,
@@ -345,8 +373,9 @@ def importtime_ms(env: dict[str, str], cwd: Path) -> float:
 
 def added_modules(
     env: dict[str, str], tiny: Path, first: Sequence[str] = (), second: Sequence[str] = OFF_ARGS
-) -> list[str]:
-    """Modules an in-process pytest run with ``first`` loads that one with ``second`` does not."""
+) -> tuple[list[str], list[str]]:
+    """Modules an in-process pytest run with ``first`` loads that one with ``second`` does
+    not, and the modules the run with ``second`` loads."""
 
     def loaded(extra: Sequence[str]) -> list[str]:
         shutil.rmtree(tiny / ".energy", ignore_errors=True)
@@ -355,13 +384,17 @@ def added_modules(
         names: list[str] = json.loads(line[len("MODULES=") :])
         return names
 
-    without = set(loaded(second))
-    return [name for name in loaded(first) if name not in without]
+    without = loaded(second)
+    known = set(without)
+    return [name for name in loaded(first) if name not in known], without
 
 
-def import_seconds(env: dict[str, str], cwd: Path, modules: Sequence[str]) -> tuple[float, float]:
-    """Wall and CPU seconds of importing ``modules`` in a fresh process that has pytest."""
-    _, output = run_child(["-c", _IMPORT_PROBE, *modules], cwd, env)
+def import_seconds(
+    env: dict[str, str], cwd: Path, modules: Sequence[str], preloaded: Sequence[str]
+) -> tuple[float, float]:
+    """Wall and CPU seconds of importing ``modules`` in a fresh process that has pytest and
+    ``preloaded`` (what the run compared with loads: its imports are not the difference)."""
+    _, output = run_child(["-c", _IMPORT_PROBE, json.dumps(list(preloaded)), *modules], cwd, env)
     line = next(x for x in output.splitlines() if x.startswith("SECONDS="))
     wall, cpu = line[len("SECONDS=") :].split()
     return float(wall), float(cpu)
@@ -378,9 +411,53 @@ def pair_diffs(
     return diffs
 
 
-def module_self_ms(env: dict[str, str], cwd: Path, modules: Sequence[str]) -> dict[str, float]:
-    """Each module's own import time (-X importtime, self column) after ``import pytest``."""
-    code = "import pytest\n" + "".join(f"import {name}\n" for name in modules)
+def fresh_diffs(
+    env: dict[str, str],
+    tiny: Path,
+    pairs: int,
+    first: Sequence[str],
+    second: Sequence[str],
+    preloaded: Sequence[str],
+) -> list[tuple[float, float]]:
+    """Paired differences (wall, CPU seconds) of one pytest.main in a fresh process each,
+    ``first`` minus ``second``, in alternating order; see ``_FRESH_PROBE``."""
+    # Test modules and the plugin itself load inside pytest.main, as they do for a user.
+    outside = [
+        name
+        for name in preloaded
+        if name.split(".")[0] != "pytest_energy" and not name.startswith(("test_", "conftest"))
+    ]
+
+    def once(extra: Sequence[str]) -> tuple[float, float]:
+        argv = ["-c", _FRESH_PROBE, json.dumps(outside), *BASE_ARGS, *extra, str(tiny)]
+        _, output = run_child(argv, tiny, env)
+        line = next(x for x in output.splitlines() if x.startswith("SECONDS="))
+        wall, cpu = line[len("SECONDS=") :].split()
+        return float(wall), float(cpu)
+
+    diffs = []
+    for index in range(pairs):
+        if index % 2:
+            b = once(second)
+            a = once(first)
+        else:
+            a = once(first)
+            b = once(second)
+        diffs.append((a[0] - b[0], a[1] - b[1]))
+    return diffs
+
+
+def module_self_ms(
+    env: dict[str, str], cwd: Path, modules: Sequence[str], preloaded: Sequence[str]
+) -> dict[str, float]:
+    """Each module's own import time (-X importtime, self column) after ``import pytest``
+    and ``preloaded``."""
+    code = (
+        "import importlib, pytest\n"
+        f"for name in {list(preloaded)!r}:\n"
+        "    try:\n        importlib.import_module(name)\n    except Exception:\n        pass\n"
+        + "".join(f"import {name}\n" for name in modules)
+    )
     _, output = run_child(["-X", "importtime", "-c", code], cwd, env)
     pattern = re.compile(r"^import time:\s*(\d+)\s*\|\s*\d+\s*\| *(\S+)$")
     found: dict[str, float] = {}
@@ -406,10 +483,22 @@ class Parts:
     work_cpu: float
     pairs: int
     reps: int
+    #: The whole difference: one pytest.main per fresh process (see _FRESH_PROBE).
+    fresh: tuple[float, float, float]
+    fresh_cpu: tuple[float, float, float]
+    fresh_pairs: int
 
     @property
     def estimate(self) -> float:
         return self.imports[1] + self.work[1]
+
+    def fresh_line(self) -> str:
+        w1, wmed, w3 = self.fresh
+        c1, cmed, c3 = self.fresh_cpu
+        return (
+            f"{wmed:+.1f} ms wall [IQR {w1:+.1f}, {w3:+.1f}], {cmed:+.1f} ms CPU "
+            f"[IQR {c1:+.1f}, {c3:+.1f}] ({self.fresh_pairs} alternating pairs)"
+        )
 
 
 def parts(
@@ -418,11 +507,12 @@ def parts(
     """The modules ``first`` adds to a run with ``second`` (imported in fresh processes after
     ``import pytest``, each one's own time), and in-process pairs once every import is done."""
     reps = 9
-    modules = added_modules(env, tiny, first, second)
+    modules, preloaded = added_modules(env, tiny, first, second)
     ours = [m for m in modules if m.split(".")[0] == "pytest_energy"]
-    timings = [import_seconds(env, tiny, modules) for _ in range(reps)]
-    selfs = [module_self_ms(env, tiny, ours) for _ in range(5)]
+    timings = [import_seconds(env, tiny, modules, preloaded) for _ in range(reps)]
+    selfs = [module_self_ms(env, tiny, ours, preloaded) for _ in range(5)]
     diffs = pair_diffs(env, tiny, 4 * pairs, first, second)
+    fresh = fresh_diffs(env, tiny, 2 * pairs, first, second, preloaded)
     ms = 1e3
     return Parts(
         ours=ours,
@@ -434,6 +524,9 @@ def parts(
         work_cpu=statistics.median(cpu for _, cpu in diffs) * ms,
         pairs=4 * pairs,
         reps=reps,
+        fresh=tuple(x * ms for x in quartiles([wall for wall, _ in fresh])),  # type: ignore[arg-type]
+        fresh_cpu=tuple(x * ms for x in quartiles([cpu for _, cpu in fresh])),  # type: ignore[arg-type]
+        fresh_pairs=2 * pairs,
     )
 
 
@@ -495,10 +588,15 @@ def startup(pairs: int, tiny: Path, suite: Path, env: dict[str, str], tests: int
         f"[IQR {h1:+.2f}, {h3:+.2f}], {hcpu:+.2f} ms CPU"
     )
     print(f"    estimated startup cost (imports + hooks): {estimate:.1f} ms")
-    ok = estimate < STARTUP_TARGET_MS
     print(
-        f"  target: under {STARTUP_TARGET_MS:g} ms, judged on the estimate (whole-process pairs "
-        f"measured {medians[0]:+.1f} ms, too noisy here to judge 10 ms): {verdict(ok)}"
+        "  the whole difference, one pytest.main per fresh process after import pytest (the "
+        f"plugin loaded by pytest, as for a user): {part.fresh_line()}"
+    )
+    ok = part.fresh[1] < STARTUP_TARGET_MS
+    print(
+        f"  target: under {STARTUP_TARGET_MS:g} ms, judged on the fresh-process difference "
+        f"(whole-process pairs measured {medians[0]:+.1f} ms, too noisy here to judge 10 ms): "
+        f"{verdict(ok)}"
     )
     print(
         f"  target: within noise (0 inside the IQR of the whole-process paired differences, "
@@ -548,14 +646,20 @@ def fixed_cost(pairs: int, tiny: Path, env: dict[str, str]) -> bool:
     print("      heaviest (own ms): " + ", ".join(f"{m} {ms:.1f}" for m, ms in heaviest))
     print(f"      others: {', '.join(others) if others else '-'}")
     print(
-        f"    the session's own work, imports done (meters, idle bracket, energy section, "
-        f"history append; {session_pairs} in-process pairs): {smed:+.2f} ms wall "
-        f"[IQR {s1:+.2f}, {s3:+.2f}], {scpu:+.2f} ms CPU"
+        f"    the session's own work, imports done and caches warm (meters, idle bracket, "
+        f"energy section, history append; {session_pairs} in-process pairs): {smed:+.2f} ms "
+        f"wall [IQR {s1:+.2f}, {s3:+.2f}], {scpu:+.2f} ms CPU"
     )
-    ok = estimate < FIXED_TARGET_MS
+    print(f"    imports + warm session: {estimate:.1f} ms")
     print(
-        f"  target: the fixed cost (imports + session) under {FIXED_TARGET_MS:g} ms: "
-        f"{verdict(ok)} ({estimate:.1f} ms; the whole-process pairs measured {med:+.1f} ms)"
+        "  the whole fixed cost, one pytest.main per fresh process after import pytest "
+        f"(imports through pytest's plugin loading, first-use caches, GC): {part.fresh_line()}"
+    )
+    ok = part.fresh[1] < FIXED_TARGET_MS
+    print(
+        f"  target: the fixed cost under {FIXED_TARGET_MS:g} ms, judged on the fresh-process "
+        f"difference: {verdict(ok)} ({part.fresh[1]:.1f} ms; the whole-process pairs, which "
+        f"add interpreter start-up noise, measured {med:+.1f} ms)"
     )
     return ok
 
@@ -793,7 +897,16 @@ def main() -> int:
     parser.add_argument(
         "--profile", action="store_true", help="profile the plugin even when the targets are met"
     )
+    parser.add_argument(
+        "--sections",
+        default="abce",
+        help="which of (a) startup, (b) fixed cost, (c) side by side, (e) ops meter to run; "
+        "(d) the profile follows (c). Default: abce",
+    )
     args = parser.parse_args()
+    unknown = set(args.sections) - set("abce")
+    if unknown or not args.sections:
+        parser.error(f"--sections: letters from abce, got {args.sections!r}")
     try:
         import pytest_energy.plugin  # noqa: F401
     except ImportError:
@@ -818,43 +931,52 @@ def main() -> int:
             pytest_child(
                 [*ENERGY_ARGS, f"--energy-json={json_path}"], folder, env, expect, energy=True
             )
-        startup_ok = startup(args.startup_pairs, tiny, suite, env, args.tests)
-        fixed_ok = fixed_cost(args.startup_pairs, tiny, env)
-
-        print(
-            "\n(c) side by side: added ms per test against plain, paired by repetition; peak "
-            "resident memory of the pytest process"
-        )
-        suites = [
-            Suite(f"{args.tests:,} trivial tests", suite, (), env, reps=args.reps, judged=True)
-        ]
-        if args.big_tests > 0:
-            big = root / "big"
-            write_suite(big, args.big_tests, FILES)
-            suites.append(
-                Suite(
-                    f"{args.big_tests:,} trivial tests",
-                    big,
-                    (),
-                    env,
-                    reps=args.big_reps,
-                    judged=True,
-                )
-            )
-        if not args.no_third_party:
-            suites.extend(third_party(root, env, args.reps))
-        side_ok = True
-        for each in suites:
-            side_ok = side_by_side(measure_plain(each), root) and side_ok
-        print(f"  {CODECARBON_REFERENCE}")
-        if args.profile or not (fixed_ok and side_ok):
-            profile(suite, env, root / "profile.json")
-    if args.ops_reps > 0:
+        startup_ok = fixed_ok = side_ok = True
+        if "a" in args.sections:
+            startup_ok = startup(args.startup_pairs, tiny, suite, env, args.tests)
+        if "b" in args.sections:
+            fixed_ok = fixed_cost(args.startup_pairs, tiny, env)
+        if "c" in args.sections:
+            side_ok = side_by_side_all(args, root, suite, env)
+            if args.profile or not (fixed_ok and side_ok):
+                profile(suite, env, root / "profile.json")
+    if "e" in args.sections and args.ops_reps > 0:
         ops_overhead(args.ops_reps)
     ok = startup_ok and fixed_ok and side_ok
     print(f"\n{load_line()}; took {time.perf_counter() - started:.0f} s")
     print(f"overall: {verdict(ok)}")
     return 0 if ok else 1
+
+
+def side_by_side_all(
+    args: argparse.Namespace, root: Path, suite: Path, env: dict[str, str]
+) -> bool:
+    """(c): the generated suites, then the third-party ones."""
+    print(
+        "\n(c) side by side: added ms per test against plain, paired by repetition; peak "
+        "resident memory of the pytest process"
+    )
+    suites = [Suite(f"{args.tests:,} trivial tests", suite, (), env, reps=args.reps, judged=True)]
+    if args.big_tests > 0:
+        big = root / "big"
+        write_suite(big, args.big_tests, FILES)
+        suites.append(
+            Suite(
+                f"{args.big_tests:,} trivial tests",
+                big,
+                (),
+                env,
+                reps=args.big_reps,
+                judged=True,
+            )
+        )
+    if not args.no_third_party:
+        suites.extend(third_party(root, env, args.reps))
+    side_ok = True
+    for each in suites:
+        side_ok = side_by_side(measure_plain(each), root) and side_ok
+    print(f"  {CODECARBON_REFERENCE}")
+    return side_ok
 
 
 if __name__ == "__main__":

@@ -17,7 +17,15 @@ from dataclasses import fields
 
 from pytest_energy.record import RunRecord, TestResult, to_plain
 
-__all__ = ["appended_lines", "encode_test", "member", "rest_members", "results_chunks"]
+__all__ = [
+    "appended_lines",
+    "drop_lines",
+    "encode_test",
+    "keep_lines",
+    "member",
+    "rest_members",
+    "results_chunks",
+]
 
 
 def member(name: str, value: object) -> str:
@@ -44,14 +52,40 @@ def _fields_of(value: object) -> dict[str, object]:
 _LINE_ENCODER = json.JSONEncoder(default=_fields_of, allow_nan=False)
 
 
+#: The lines encoded this session, by the identity of their result, while a session
+#: keeps them (:func:`keep_lines`). A result is frozen, so its line never changes: the
+#: results file's checkpoints encode each test once, and the history's copy of the run
+#: at the end reuses the lines instead of encoding every test again (12 µs a test).
+_kept: dict[int, tuple[TestResult, str]] | None = None
+
+
+def keep_lines() -> None:
+    """Remember every test's line from now on, until :func:`drop_lines`."""
+    global _kept
+    _kept = {}
+
+
+def drop_lines() -> None:
+    global _kept
+    _kept = None
+
+
 def encode_test(test: TestResult) -> str:
     """One test on one line, as :func:`to_plain` and ``json.dumps`` would write it."""
+    kept = _kept
+    if kept is not None:
+        known = kept.get(id(test))
+        if known is not None and known[0] is test:
+            return known[1]
     try:
-        return _LINE_ENCODER.encode(test)
+        line = _LINE_ENCODER.encode(test)
     except (ValueError, TypeError):
         # A non-finite float (to_plain writes null), or a value only to_plain knows how
         # to write: the slow path, so every writer says what the final results say.
-        return json.dumps(to_plain(test), allow_nan=False)
+        line = json.dumps(to_plain(test), allow_nan=False)
+    if kept is not None:
+        kept[id(test)] = (test, line)  # the result is kept too: its id stays its own
+    return line
 
 
 def rest_members(record: RunRecord) -> list[str]:

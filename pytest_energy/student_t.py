@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
-import statistics
 
-_STANDARD_NORMAL = statistics.NormalDist()
 
 
 def normal_cdf(x: float) -> float:
@@ -35,7 +33,11 @@ def normal_quantile(p: float) -> float:
         if p == 1.0:
             return math.inf
         raise ValueError(f"probability must be within [0, 1], got {p!r}")
-    return _STANDARD_NORMAL.inv_cdf(p)
+    # statistics (and with it fractions, decimal, random) loads on first use: the
+    # gate needs it, a session that only measures does not.
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(p)
 
 
 _CF_EPSILON = 1e-15

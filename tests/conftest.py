@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import traces
 
-pytest_plugins = ["pytester"]
+# postgres_server: the throwaway PostgreSQL server of the shared-history tests.
+pytest_plugins = ["pytester", "postgres_server"]
 
 #: A ``pynvml`` that cannot be imported, first on the path of inner subprocess runs.
 NO_NVML = 'raise ImportError("the test suite hides this machine\'s NVML")\n'

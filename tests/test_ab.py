@@ -23,9 +23,21 @@ from ab_repos import (
     worktrees,
 )
 
-from pytest_energy.ab.judge import PairedTest, decide, differences, screen
+from pytest_energy.ab.judge import (
+    SPREAD_LEVEL,
+    Pair,
+    PairedTest,
+    decide,
+    differences,
+    judged_spreads,
+    own_spread,
+    round_noise,
+    screen,
+)
+from pytest_energy.gate.decision import choose_spreads
+from pytest_energy.gate.rule import Spread
 from pytest_energy.record import load
-from pytest_energy.stats import paired_log_ratio
+from pytest_energy.stats import LogRatio, paired_log_ratio
 
 BASE = {"tests/test_bench.py": bench_file(bench("test_hot", 10), bench("test_same", 10))}
 #: The head runs test_hot with 8 calls per round: the same 10 J per round is then
@@ -52,7 +64,7 @@ def test_a_planted_regression_is_found_with_the_exact_ratio(
         [
             "*head * vs base commit *, measured in the same job, interleaved*",
             "*No start/end drift check is needed*",
-            "*regression*1.25x*3*tests/test_bench.py::test_hot*",
+            "*regression*1.25x*5*tests/test_bench.py::test_hot*",
             "*unchanged*1.00x*tests/test_bench.py::test_same*",
             "Energy check failed: 1 regression*",
         ]
@@ -76,7 +88,7 @@ def test_a_planted_regression_is_found_with_the_exact_ratio(
     assert test.benchmark is not None
     base = [r for r in test.benchmark.rounds if r.role == "base"]
     head = [r for r in test.benchmark.rounds if r.role == "candidate"]
-    assert {r.process for r in base} == {r.process for r in head} == {0, 1, 2}
+    assert {r.process for r in base} == {r.process for r in head} == {0, 1, 2, 3, 4}
     assert {r.per_unit(1.0) for r in base} == {1.0}
     assert {r.per_unit(1.0) for r in head} == {1.25}
     # Nothing left behind: no worktree, no temporary folder.
@@ -190,6 +202,112 @@ def test_paired_ratio_per_test_is_the_paired_t_of_the_process_pairs() -> None:
     assert verdicts[0].ratio == pytest.approx(exact.ratio, rel=1e-12)
     # Judged by the spread between pairs: the process, not the round, is the unit.
     assert "3 process pairs" in verdicts[0].reason
+
+
+def pairs_from(differences_pct: list[float], spread: float = 1.01) -> list[Pair]:
+    """Pairs of two rounds a side (``spread`` apart) whose log differences head - base
+    are ``differences_pct`` percent."""
+    return [
+        ([10.0, 10.0 * spread], [10.0 * math.exp(d / 100), 10.0 * spread * math.exp(d / 100)])
+        for d in differences_pct
+    ]
+
+
+def noisy_pairs(differences_pct: list[float]) -> list[Pair]:
+    """Like :func:`pairs_from`, with rounds 30 % apart inside every process."""
+    return [
+        ([10.0 * 1.15, 10.0 / 1.15], [10.0 / 1.15 * math.exp(d / 100), 11.5 * math.exp(d / 100)])
+        for d in differences_pct
+    ]
+
+
+def exact_interval(pairs: list[Pair]) -> tuple[float, float]:
+    """The paired t interval of the pairs' geometric means: a test's own spread."""
+    means = [
+        (math.exp(statistics.fmean(map(math.log, b))), math.exp(statistics.fmean(map(math.log, h))))
+        for b, h in pairs
+    ]
+    return paired_log_ratio([b for b, _ in means], [h for _, h in means]).interval(0.95)
+
+
+#: Nine quiet tests whose pairs disagree by about 1 %: the run's pooled spread.
+QUIET = [PairedTest(f"q{i}", pairs_from([1.0, -0.5, 0.0, -1.0])) for i in range(9)]
+
+
+def test_pooling_across_the_runs_tests_narrows_the_interval() -> None:
+    """A test is judged by the spread between pairs pooled over the run's tests (30 degrees
+    of freedom), not by its own 3: the interval is exactly the pooled one, and narrower."""
+    mine = PairedTest("mine", pairs_from([21.0, 19.5, 20.0, 19.0]))
+    alone, _ = decide([mine])
+    pooled, _ = decide([mine, *QUIET])
+    spread = Spread.pooled([own_spread(t.screen) for t in [mine, *QUIET]])
+    estimate = statistics.fmean(differences(mine.screen))
+    expected = LogRatio(estimate, math.sqrt(spread.variance / 4), spread.df).interval(0.95)
+    assert spread.df == 30
+    assert (pooled[0].ci_low, pooled[0].ci_high) == pytest.approx(expected)
+    assert (alone[0].ci_low, alone[0].ci_high) == pytest.approx(exact_interval(mine.screen))
+    widths = [(v[0].ci_high or math.nan) - (v[0].ci_low or math.nan) for v in (pooled, alone)]
+    narrowed = widths[0] / widths[1]
+    assert narrowed < 0.7
+    assert "judged by its own spread" not in pooled[0].reason
+
+
+def test_a_test_whose_pairs_disagree_more_is_judged_by_its_own_spread() -> None:
+    """An outlier-variance test is not judged by the pooled spread alone: its pairs
+    disagree by 10 % where the others' disagree by 1 %, so the paired t of its own 4
+    pairs decides: inconclusive, where the same estimate on the pooled spread fails."""
+    wild = PairedTest("wild", pairs_from([30.0, 10.0, 22.0, 8.0]))
+    verdicts, _ = decide([wild, *QUIET])
+    assert (verdicts[0].ci_low, verdicts[0].ci_high) == pytest.approx(exact_interval(wild.screen))
+    assert verdicts[0].status == "inconclusive"
+    assert "its own spread between pairs (larger than the other tests')" in verdicts[0].reason
+    tight = PairedTest("tight", pairs_from([20.0, 19.0, 21.0, 18.0]))
+    assert decide([tight, *QUIET])[0][0].status == "regression"
+
+
+def test_a_spread_only_somewhat_larger_is_pooled_at_the_ab_level() -> None:
+    """The A/B F test of a test's spread between pairs is at 1 % (heavy-tailed round
+    noise makes F tests fire more often than their level), where the stored-baseline
+    gate's is at 5 %: a spread 3.5 times the others' variance (p about 0.03) is pooled."""
+    somewhat = PairedTest("somewhat", pairs_from([20.0, 22.2, 18.4, 21.0]))
+    tests = [somewhat, *QUIET]
+    own = [own_spread(t.screen) for t in tests]
+    noise = [round_noise(t.screen) for t in tests]
+    assert choose_spreads(own)[0][1] == "own"  # the stored-baseline gate's level
+    assert judged_spreads(own, noise)[0] == (Spread.pooled(own), "pooled")
+    verdicts, _ = decide(tests)
+    assert verdicts[0].status == "regression"
+    assert "judged by its own spread" not in verdicts[0].reason
+
+
+def test_a_test_whose_rounds_are_noisier_is_judged_by_its_own_spread() -> None:
+    """Rounds 30 % apart inside each process where the other tests' repeat within 1 %:
+    by chance its four pairs agree about as well as the others', so the F test of the
+    pairs' spread (3 degrees of freedom) pools it; the F test of its round noise (8)
+    does not, and its own spread decides: inconclusive, not a regression."""
+    noisy = PairedTest("noisy", noisy_pairs([4.5, 6.7, 4.7, 6.1]))
+    tests = [noisy, *QUIET]
+    own = [own_spread(t.screen) for t in tests]
+    noise = [round_noise(t.screen) for t in tests]
+    assert noise[0].df == 8
+    assert choose_spreads(own, level=SPREAD_LEVEL)[0][1] == "pooled"  # the pairs' F test alone
+    assert judged_spreads(own, noise)[0] == (own[0], "own rounds")
+    assert [source for _, source in judged_spreads(own, noise)[1:]] == ["pooled"] * 9
+    verdicts, _ = decide(tests)
+    assert (verdicts[0].ci_low, verdicts[0].ci_high) == pytest.approx(exact_interval(noisy.screen))
+    assert verdicts[0].status == "inconclusive"
+    assert "its rounds are noisier than the other tests'" in verdicts[0].reason
+    assert all("noisier" not in v.reason for v in verdicts[1:])
+
+
+def test_a_single_pair_with_noisy_rounds_is_never_certain() -> None:
+    """One pair has no spread between pairs of its own; judged by it the interval is
+    unknown: inconclusive, never a regression on the other tests' quieter spread."""
+    one = PairedTest("one", noisy_pairs([10.0])[:1])
+    verdicts, _ = decide([one, *QUIET])
+    assert verdicts[0].status == "inconclusive"
+    assert verdicts[0].ci_low is None
+    assert "its rounds are noisier" in verdicts[0].reason
 
 
 def test_a_per_process_offset_is_not_shrunk_by_more_rounds() -> None:

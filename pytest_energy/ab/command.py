@@ -37,7 +37,7 @@ from pytest_energy.record import RunRecord
 
 #: Worker processes per side for the screen; the screen's flagged tests may use
 #: as many again in fresh pairs.
-PROCESSES = defaults.PROCESSES
+PROCESSES = defaults.AB_PROCESSES
 EXTRA_FACTOR = 2
 #: The whole comparison's default time budget, in seconds.
 BUDGET_S = 600.0

@@ -9,7 +9,6 @@ this module validates it and picks the figure.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Literal
 
@@ -21,6 +20,7 @@ from pytest_energy.carbon.tables import (
     IntensityRow,
     Tables,
     bundled_tables,
+    bundled_world,
 )
 from pytest_energy.carbon.values import CarbonError, format_number, origin_of, parse_number
 from pytest_energy.frozen import frozen
@@ -101,10 +101,10 @@ def resolve_intensity(
     if intensity is not None and not (isinstance(intensity, str) and not intensity.strip()):
         where = origin_of("intensity", origin)
         return explicit_choice(intensity, where=where, requested=requested)
-    tables = tables or bundled_tables()
     if requested is None:
-        row = tables.world
+        row = tables.world if tables else bundled_world()
         return _choice(row, kind="world", origin="default", requested=None)
+    tables = tables or bundled_tables()
     row = find_region(requested, tables, where=origin_of("region", origin))
     kind: Kind = "world" if row.key == WORLD else "region"
     return _choice(row, kind=kind, origin=origin_of("region", origin), requested=requested)
@@ -212,6 +212,8 @@ def _find_cloud(provider: str, name: str, query: str, tables: Tables, where: str
 
 def _unknown(query: str, probe: str, candidates: Mapping[str, str], where: str) -> str:
     """The one-line error for an unknown region, with up to three close matches."""
+    import difflib  # only for this error's suggestions
+
     scored = []
     for candidate in candidates:
         ratio = difflib.SequenceMatcher(None, probe, candidate).ratio()

@@ -1,9 +1,9 @@
 """The bundled grid-intensity tables: parsed lazily, every row checked.
 
 ``pytest_energy/data/`` holds two CSVs copied unchanged from the project's data
-folder (provenance in ``data/PROVENANCE.md``). They are read through
-``importlib.resources`` on first use only, so a session without energy
-measurement never opens them.
+folder (provenance in ``data/PROVENANCE.md``). They are read on first use only,
+so a session without energy measurement never opens them, and a session that
+uses the default intensity parses just the WORLD row.
 
 Checks on every row, each failing with ``CarbonDataError`` naming file and line:
 the header is the expected one (the column name carries the unit, g CO2e/kWh);
@@ -21,7 +21,7 @@ import functools
 import io
 import re
 from decimal import Decimal, InvalidOperation
-from importlib import resources
+from pathlib import Path
 from typing import Literal
 
 from pytest_energy.carbon.values import CarbonDataError
@@ -166,10 +166,16 @@ def _row_fields(row: dict[str, str | None], name: str, line: int) -> dict[str, s
     return fields
 
 
-def parse_countries(text: str, name: str = COUNTRIES_FILE) -> dict[str, IntensityRow]:
-    """Rows of a countries table (``iso3,country,year,g_co2e_per_kwh,source``)."""
+def parse_countries(
+    text: str, name: str = COUNTRIES_FILE, *, first_line: int = 2
+) -> dict[str, IntensityRow]:
+    """Rows of a countries table (``iso3,country,year,g_co2e_per_kwh,source``).
+
+    ``first_line``: the file's line number of the first row after the header,
+    for a text that holds the header and one row taken from further down.
+    """
     rows: dict[str, IntensityRow] = {}
-    for number, raw in enumerate(_reader(text, name, COUNTRY_COLUMNS), start=2):
+    for number, raw in enumerate(_reader(text, name, COUNTRY_COLUMNS), start=first_line):
         fields = _row_fields(raw, name, number)
         key = fields["iso3"]
         if key != WORLD and not re.fullmatch(r"[A-Z]{3}", key):
@@ -228,9 +234,30 @@ def _check_source(
 
 
 def _read(name: str) -> str:
+    path = Path(__file__).parent.parent / "data" / name
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
+    # A zipped install has no files: importlib.resources (2-3 ms to import) reads it.
+    from importlib import resources
+
     # One joinpath per level: several arguments need Python 3.11, we support 3.10.
     data = resources.files("pytest_energy").joinpath("data").joinpath(name)
     return data.read_text(encoding="utf-8")
+
+
+@functools.cache
+def bundled_world() -> IntensityRow:
+    """The WORLD row of the bundled countries table, checked as in the whole table.
+
+    The default intensity needs this row only; the whole table costs a few ms to
+    parse. A file without a WORLD line is parsed whole, for its error.
+    """
+    text = _read(COUNTRIES_FILE)
+    header, _, rows = text.partition("\n")
+    for number, line in enumerate(rows.split("\n"), start=2):
+        if line.startswith(WORLD + ","):
+            return parse_countries(f"{header}\n{line}\n", first_line=number)[WORLD]
+    return bundled_tables().world
 
 
 @functools.cache

@@ -33,18 +33,25 @@ def report_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_argument(parser, "HTML report")
     parser.add_argument(
         "--history",
-        metavar="PATH",
-        type=Path,
+        metavar="PATH|URL",
         default=None,
         help="draw sparklines from this history: the SQLite history "
-        "(.energy/history.sqlite) or a JSON object mapping test ids to lists of numbers",
+        "(.energy/history.sqlite), a postgresql:// one, "
+        "or a JSON object mapping test ids to lists of numbers",
     )
 
 
-def load_history(path: Path, record: RunRecord) -> dict[str, list[float]]:
+def load_history(text: str, record: RunRecord) -> dict[str, list[float]]:
     """Sparkline series per test id, for ``report --history``."""
+    from pytest_energy.cli.history import history_location
+    from pytest_energy.storage.history_store import trend_series
+
+    location = history_location(text)
+    hardware_class = record.session.machine.hardware_class
     try:
-        return load_series(path, record.session.machine.hardware_class)
+        if isinstance(location, str):
+            return trend_series(None, location, hardware_class) or {}
+        return load_series(location, hardware_class)
     except HistoryError as exc:
         raise CommandError(str(exc)) from None
 
@@ -70,7 +77,6 @@ def summary_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--trend",
         metavar="HISTORY",
-        type=Path,
         default=None,
         help="add a chart of --trend-branch's last runs from this SQLite history "
         "(Mermaid; skipped with a note when the history cannot be read)",
@@ -105,16 +111,19 @@ def summary(args: argparse.Namespace) -> int:
 
 def _trend_section(args: argparse.Namespace, record: RunRecord) -> str:
     """The trend chart, or one line saying why there is none: the summary always shows."""
+    from pytest_energy.cli.history import history_location
     from pytest_energy.report.escape import markdown_text, terminal_text
     from pytest_energy.report.trend_summary import trend_chart
-    from pytest_energy.storage.history import History
+    from pytest_energy.storage.history_store import open_history
 
-    path: Path = args.trend
+    location = history_location(args.trend)
     branch = str(args.trend_branch)
-    if not path.is_file():
-        return f"_No energy trend yet: no history at {markdown_text(str(path))}._\n"
+    if isinstance(location, Path) and not location.is_file():
+        return f"_No energy trend yet: no history at {markdown_text(str(location))}._\n"
+    history = open_history(None, location) if isinstance(location, str) else open_history(location)
+    assert history is not None
     try:
-        points = History(path).trend(
+        points = history.trend(
             None,
             limit=args.trend_runs,
             hardware_class=record.session.machine.hardware_class,

@@ -38,5 +38,10 @@ MAX_ROUNDS = 20
 #: under 1 % per run with per-process offsets of 0.5-4 %, and +10 % is found in 95 % of
 #: runs at CV 3 % with 1 % offsets; with 2 % offsets it takes 5 (89 %, against 61 % with 3).
 PROCESSES = 3
+#: Worker processes per side of `pytest-energy ab` (the screen; flagged tests get as many
+#: again). On the project's shared 2-vCPU VM the spread between process pairs was mostly
+#: round noise (5.6 % a round, heavy-tailed), which only more pairs shrink; ten workers
+#: started in about 2 s. docs/ab.md, benchmarks/ab_power.py.
+AB_PROCESSES = 5
 #: Calibration workload drift (end over start) above which a session is unstable.
 MAX_DRIFT = 0.02

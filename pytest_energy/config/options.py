@@ -159,6 +159,35 @@ def parse_optional_path(text: str) -> Path | None:
     return parse_path(text)
 
 
+#: One line for a ``postgresql://`` history without its driver.
+POSTGRES_EXTRA = 'a postgresql:// history needs psycopg 3: pip install "pytest-energy[postgres]"'
+#: URL schemes of a history server (libpq reads both).
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def parse_history(text: str) -> Path | str | None:
+    """The history: an SQLite path (or ``sqlite:///PATH``), a ``postgresql://`` URL, or off.
+
+    A URL is returned as text: it may hold a password, so no message here quotes it.
+    """
+    value = text.strip()
+    if value.lower().startswith(POSTGRES_SCHEMES):
+        return value
+    if value.lower().startswith("sqlite://"):
+        # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy spells them.
+        path = value[len("sqlite://") :]
+        if not path.startswith("/") or not path[1:].strip():
+            raise ValueError("expected sqlite:///PATH (three slashes, then the file)")
+        return Path(path[1:])
+    scheme, found, _ = value.partition("://")
+    if found and scheme[:1].isalpha() and all(c.isalnum() or c in "+.-" for c in scheme):
+        raise ValueError(
+            f"unknown history URL scheme {scheme!r}: give a path, sqlite:///PATH or "
+            "postgresql://USER@HOST/DATABASE"
+        )
+    return parse_optional_path(text)
+
+
 def parse_meter(text: str) -> MeterSpec:
     # Imported here: the option table is read on every pytest start, meters only with --energy.
     from pytest_energy.meters import parse_meter_spec
@@ -351,10 +380,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "history",
-        "SQLite history file, or off. Default: <dir>/history.sqlite",
-        parse_optional_path,
+        "Run history: an SQLite file (a path or sqlite:///PATH), a shared PostgreSQL "
+        "database (postgresql://USER:PASSWORD@HOST/DB; needs pytest-energy[postgres]), "
+        "or off. Default: <dir>/history.sqlite",
+        parse_history,
         Path(defaults.HISTORY_FILE),
-        "PATH",
+        "PATH|URL",
     ),
     Option(
         "history_baseline",
@@ -362,6 +393,14 @@ OPTIONS: tuple[Option, ...] = (
         parse_positive_int,
         None,
         "K",
+    ),
+    Option(
+        "history_branch",
+        "The branch whose last K runs --energy-history-baseline compares with "
+        "(a pull request with its default branch's). Default: this run's branch",
+        parse_text,
+        None,
+        "NAME",
     ),
     Option(
         "branch",

@@ -8,6 +8,7 @@ where the value came from; the plugin turns it into pytest's usage error.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import tempfile
@@ -20,7 +21,7 @@ from typing import Any, Literal
 import pytest
 
 from pytest_energy.config import defaults
-from pytest_energy.config.options import COMMAND_LINE, OPTIONS, Option
+from pytest_energy.config.options import COMMAND_LINE, OPTIONS, POSTGRES_EXTRA, Option
 from pytest_energy.frozen import frozen
 from pytest_energy.meters import MeterSpec, parse_meter_spec
 from pytest_energy.meters.meter_set import PROCESS_FIELD
@@ -245,6 +246,7 @@ class Settings:
     max_rounds: int = defaults.MAX_ROUNDS
     history: Path | None = defaults.HISTORY_PATH
     history_baseline: int | None = None
+    history_branch: str | None = None
     branch: str | None = None
     calibration: bool = True
     normalize: str = "auto"
@@ -257,6 +259,9 @@ class Settings:
     html: Path | None = None
     markdown: Path | None = None
     processes: int = defaults.PROCESSES
+    #: A shared history's ``postgresql://`` URL (``history`` is then the local file that
+    #: keeps runs the server could not take). It may hold a password: never shown as is.
+    history_url: str | None = field(default=None, repr=False)
     #: Where each value came from ("--energy-meter", "PYTEST_ENERGY_METER", ...).
     origins: Mapping[str, str] = field(default_factory=dict)
     #: In a replica (a fresh process measuring chosen benchmarks again): its process
@@ -280,11 +285,14 @@ class Settings:
             if isinstance(values.get(name), Path):
                 values[name] = _base_dir(config, origins[name]) / values[name]
         history = values.get("history")
+        if isinstance(history, str):  # a history server; runs wait in the default file
+            values["history_url"], history = history, Path(defaults.HISTORY_FILE)
+            values["history"] = history
         if isinstance(history, Path) and not history.is_absolute():
             # The default history file lives in the energy folder.
             base = (
                 values["dir"]
-                if origins["history"] == "default"
+                if origins["history"] == "default" or "history_url" in values
                 else _base_dir(config, origins["history"])
             )
             values["history"] = base / history
@@ -314,6 +322,8 @@ class Settings:
             )
         if self.history_baseline is not None and self.history is None:
             raise SettingError("--energy-history-baseline needs the history; do not turn it off")
+        if self.history_url is not None and importlib.util.find_spec("psycopg") is None:
+            raise SettingError(f"{self.source('history')}: {POSTGRES_EXTRA}")
         if self.margin >= self.fail:
             raise SettingError(
                 f"{self.origins.get('margin', 'margin')}: the certainty margin "
@@ -385,6 +395,8 @@ class Settings:
         """Every setting as JSON data, for a replica process."""
         plain: dict[str, Any] = {}
         for item in fields(self):
+            if item.name == "history_url":
+                continue  # a replica keeps no history; its password stays out of the environment
             value = getattr(self, item.name)
             if isinstance(value, Path | MeterSpec):
                 value = str(value)

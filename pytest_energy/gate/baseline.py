@@ -16,7 +16,8 @@ from pytest_energy.config.settings import SettingError, Settings
 from pytest_energy.record import Machine, RunRecord
 from pytest_energy.storage.baseline_file import BaselineEntry, BaselineError, HardwareBaseline
 from pytest_energy.storage.baselines import BaselineStore, baseline_entries
-from pytest_energy.storage.history import History, HistoryError
+from pytest_energy.storage.history import HistoryError, HistoryUnreachable
+from pytest_energy.storage.history_store import open_history
 
 Kind = Literal["rounds", "history"]
 
@@ -99,14 +100,22 @@ def _from_history(settings: Settings, machine: Machine | None) -> ComparisonBase
     assert k is not None and settings.history is not None
     raw: dict[str, list[float]] = {}
     ratios: dict[str, list[float]] = {}
+    # A pull request compares with its default branch's runs (--energy-history-branch).
+    branch = settings.history_branch or settings.branch
+    where = f" of branch {branch}" if branch else ""
     if machine is not None:
-        history = History(settings.history)
+        history = open_history(settings.history, settings.history_url)
+        assert history is not None
         try:
-            raw = history.last_runs(machine.hardware_class, settings.branch, k)
-            ratios = history.last_runs(machine.hardware_class, settings.branch, k, normalized=True)
+            raw = history.last_runs(machine.hardware_class, branch, k)
+            ratios = history.last_runs(machine.hardware_class, branch, k, normalized=True)
+        except HistoryUnreachable as exc:
+            # A server down costs the comparison, not the run: every test is "not gated".
+            return ComparisonBaseline(
+                label=f"history: last {k} runs{where}", kind="history", groups={}, problem=str(exc)
+            )
         except HistoryError as exc:
             raise SettingError(f"--energy-history-baseline: {exc}") from None
-    where = f" of branch {settings.branch}" if settings.branch else ""
     return ComparisonBaseline(
         label=f"history: last {k} runs{where}",
         kind="history",

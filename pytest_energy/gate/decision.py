@@ -81,8 +81,13 @@ def spreads(tests: Sequence[GateInput]) -> list[tuple[Spread, str]]:
     return choose_spreads([test_spread(test) for test in tests])
 
 
-def choose_spreads(own: Sequence[Spread]) -> list[tuple[Spread, str]]:
-    """Given each test's own spread, the spread each is judged by (see :func:`spreads`)."""
+def choose_spreads(
+    own: Sequence[Spread], level: float = OWN_SPREAD_LEVEL
+) -> list[tuple[Spread, str]]:
+    """Given each test's own spread, the spread each is judged by (see :func:`spreads`).
+
+    ``level``: of the F test that keeps a test's own spread (A/B uses its own).
+    """
     chosen: list[tuple[Spread, str]] = []
     for index, mine in enumerate(own):
         others = Spread.pooled([s for k, s in enumerate(own) if k != index])
@@ -92,7 +97,7 @@ def choose_spreads(own: Sequence[Spread]) -> list[tuple[Spread, str]]:
             continue
         if mine.df > 0 and others.df > 0 and others.variance > 0:
             larger = f_sf(mine.variance / others.variance, mine.df, others.df)
-            if larger < OWN_SPREAD_LEVEL:
+            if larger < level:
                 chosen.append((mine, "own"))
                 continue
         if mine.df > 0 and others.df > 0 and others.variance == 0 < mine.variance:

@@ -48,6 +48,7 @@ from pytest_energy.record import (
     from_plain,
     to_plain,
 )
+from pytest_energy.record_lines import drop_lines, keep_lines
 
 if TYPE_CHECKING:
     from pytest_energy.measure.families import FamilyRegistry
@@ -100,6 +101,9 @@ class SessionRecorder:
             self._checkpoint_s, problem = checkpoint_interval(CHECKPOINT_SECONDS)
             if problem:
                 self.notices.append(problem)
+            if settings.history is not None:
+                # The history stores the run too, at the end: from the same lines.
+                keep_lines()
         self.meters: MeterSet | None = None
         self._sync: Callable[[], bool] = lambda: False
         self.meter_records: list[MeterRecord] = []
@@ -410,6 +414,7 @@ class SessionRecorder:
             self.failure = str(output["failure"])
 
     def close(self) -> None:
+        drop_lines()
         if self.meters is not None and self.failure is None:
             self.meters.close()
 

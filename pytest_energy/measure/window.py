@@ -70,8 +70,11 @@ def measurement_between(
 ) -> Measurement:
     """The energy between two readings, with every flag that taints it."""
     seconds = max(stop.t - start.t, 0.0)
-    joules = {name: stop.joules[name] - start.joules[name] for name in stop.joules}
-    flags = set(extra_flags) | set(start.notes) | set(stop.notes)
+    before = start.joules
+    joules = {name: value - before[name] for name, value in stop.joules.items()}
+    flags = set(extra_flags)
+    if start.notes or stop.notes:
+        flags |= start.notes | stop.notes
     if stop.wraps > start.wraps:
         flags.add("wrapped")
     resolvable = RESOLUTION_PERIODS * meters.update_period_s

@@ -8,6 +8,7 @@ so loading the plugin touches no hardware and imports no ``pynvml``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 
 from pytest_energy.frozen import frozen
@@ -94,15 +95,18 @@ class MeterSet:
 
     @property
     def names(self) -> tuple[str, ...]:
+        return self._names
+
+    @cached_property
+    def _names(self) -> tuple[str, ...]:
+        # Read on every test's window: a meter's name never changes.
         return tuple(m.info.name for m in self.meters)
 
     def read(self) -> Reading:
         if len(self.meters) == 1:
-            # The common case, on every test's window edges: nothing to merge.
-            only = self.meters[0].read()
-            if self.virtual_clock:
-                return only
-            return Reading(t=clock(), joules=only.joules, wraps=only.wraps, notes=only.notes)
+            # The common case, on every test's window edges: nothing to merge, and the
+            # meter's own time is of the same clock (NVML's the midpoint of its reads).
+            return self.meters[0].read()
         readings = [m.read() for m in self.meters]
         joules: dict[str, float] = {}
         for reading in readings:

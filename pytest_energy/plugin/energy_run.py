@@ -120,7 +120,8 @@ class EnergyRun:
             gate = RunGate(settings, baseline)
         run = cls(config, settings, recorder, carbon, gate)
         if process_role == "controller" and config.pluginmanager.hasplugin("xdist"):
-            config.pluginmanager.register(XdistController(recorder.merge_worker), "energy-xdist")
+            controller = XdistController(recorder.merge_worker, run.collect)
+            config.pluginmanager.register(controller, "energy-xdist")
         return run
 
     # -- what a benchmark needs from the session (measure.benchmark.BenchmarkHost) ------
@@ -349,7 +350,7 @@ class EnergyRun:
         benchmark = bench.result if bench is not None else None
         carbon = None
         if measurement is not None and self._recorder.role != "worker":
-            # Workers send plain numbers; the controller adds CO2e (see _collect).
+            # Workers send plain numbers; the controller adds CO2e (see collect).
             per_unit = benchmark.per_unit.median if benchmark else None
             carbon = self.carbon.carbon(measurement, per_unit)
         return TestResult(
@@ -379,16 +380,9 @@ class EnergyRun:
             screen=item.stash.get(SCREEN, ""),
         )
 
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """On the xdist controller: the workers' results arrive on their reports."""
-        if self._recorder.role != "controller" or report.when != "teardown":
-            return
-        data = report.__dict__.get(REPORT_KEY)
-        if isinstance(data, dict):
-            self._collect(from_plain(TestResult, data))
-
-    def _collect(self, result: TestResult) -> None:
-        """A worker's result, on the controller: CO2e is added here, then it is kept."""
+    def collect(self, data: Mapping[str, Any]) -> None:
+        """A worker's result, on the xdist controller: CO2e is added here, then it is kept."""
+        result = from_plain(TestResult, data)
         if result.measurement is not None:
             per_unit = result.benchmark.per_unit.median if result.benchmark else None
             result = replace(result, carbon=self.carbon.carbon(result.measurement, per_unit))
@@ -466,7 +460,7 @@ def _check_history(settings: Settings) -> None:
     if settings.history is None or not settings.history.exists():
         return
     try:
-        History(settings.history).trend(None, limit=1)
+        History(settings.history).check()
     except HistoryLocked:
         return  # another run is writing: this run is queued at the end if it still is
     except HistoryError as exc:

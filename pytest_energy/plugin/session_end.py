@@ -41,7 +41,8 @@ from pytest_energy.measure.machine import git_revision
 from pytest_energy.measure.recorder import SessionRecorder
 from pytest_energy.output_files import write_atomic, writes_through
 from pytest_energy.record import ResultsError, RoundRole, RunRecord
-from pytest_energy.storage.history import History, HistoryError, load_series
+from pytest_energy.storage.history import HistoryError
+from pytest_energy.storage.history_store import open_history, trend_series
 
 if TYPE_CHECKING:
     from pytest_energy.config.families import FamilySpec
@@ -205,11 +206,11 @@ class SessionEnd:
 
     def _append_history(self, record: RunRecord, session: pytest.Session) -> list[str]:
         """Add this run to the history; the lines to show (queued runs, a locked history)."""
-        path = self._settings.history
-        if path is None or record.session.interrupted:
+        history = open_history(self._settings.history, self._settings.history_url)
+        if history is None or record.session.interrupted:
             return []
         lines: list[str] = []
-        self._guarded("history", session, lambda: lines.extend(History(path).add_run(record)))
+        self._guarded("history", session, lambda: lines.extend(history.add_run(record)))
         return lines
 
     def _write_reports(self, record: RunRecord, session: pytest.Session) -> RunRecord:
@@ -224,11 +225,11 @@ class SessionEnd:
 
     def _trend_series(self, record: RunRecord) -> tuple[RunRecord, dict[str, list[float]] | None]:
         """The history's sparklines for the HTML report; a report without them if unreadable."""
-        path = self._settings.history
-        if path is None or not path.exists():
-            return record, None
+        settings = self._settings
         try:
-            return record, load_series(path, record.session.machine.hardware_class)
+            return record, trend_series(
+                settings.history, settings.history_url, record.session.machine.hardware_class
+            )
         except Exception as exc:
             line = f"HTML report drawn without trends: {describe(exc)}"
             return self._note(record, [line]), None

@@ -52,10 +52,27 @@ def check_meters_on_controller(settings: Settings) -> None:
 
 
 class XdistController:
-    """xdist hooks, registered only when xdist drives this session."""
+    """xdist hooks, registered only when xdist drives this session.
 
-    def __init__(self, merge: Callable[[Mapping[str, Any]], None]) -> None:
+    ``collect`` takes each test's result as a worker sends it on its teardown
+    report; ``merge`` takes what a worker sends as it ends.
+    """
+
+    def __init__(
+        self,
+        merge: Callable[[Mapping[str, Any]], None],
+        collect: Callable[[Mapping[str, Any]], None],
+    ) -> None:
         self._merge = merge
+        self._collect = collect
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        # Here, not on the session's plugin: a serial run pays no call per report.
+        if report.when != "teardown":
+            return
+        data = report.__dict__.get(REPORT_KEY)
+        if isinstance(data, dict):
+            self._collect(data)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:

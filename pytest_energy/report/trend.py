@@ -1,12 +1,23 @@
-"""The energy history as text: one row per test with its last figure, change and sparkline."""
+"""The energy history as text: one row per test with its last figure, change and sparkline;
+and as CSV, one row per test per run (``pytest-energy history --export``)."""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
 import math
 from collections.abc import Sequence
 
 from pytest_energy.report.escape import terminal_text
-from pytest_energy.storage.history import TrendPoint
+
+# The results export's cell rule: numbers as numbers, text that a spreadsheet would
+# run as a formula (a test id from the code under test) behind an apostrophe.
+from pytest_energy.report.export import _cell as csv_cell
+from pytest_energy.storage.history_base import TrendPoint
+
+#: One column per field of a point, in its order: run, then test.
+TREND_CSV_COLUMNS = [f.name for f in dataclasses.fields(TrendPoint)]
 
 _SPARK = "▁▂▃▄▅▆▇█"
 
@@ -87,3 +98,18 @@ def _format_energy(joules: float, unit: str | None) -> str:
     prefixes = ((1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
     factor, prefix = next(((f, p) for f, p in prefixes if abs(joules) >= f), prefixes[-1])
     return f"{joules / factor:.3g} {prefix}J/{terminal_text(unit or 'test')}"
+
+
+def trend_csv(rows: Sequence[TrendPoint]) -> str:
+    """One row per test per run, oldest run first within a test; RFC 4180, ``\\r\\n`` line ends.
+
+    ``per_unit`` is the median J per ``unit`` (energies in joules, never rescaled);
+    ``flags`` are space-separated.
+    """
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(TREND_CSV_COLUMNS)
+    for row in rows:
+        values = [getattr(row, name) for name in TREND_CSV_COLUMNS]
+        writer.writerow([csv_cell(" ".join(v) if isinstance(v, tuple) else v) for v in values])
+    return buffer.getvalue()

@@ -15,6 +15,10 @@ A history that stays locked longer than the busy timeout (another run stuck
 mid-write) never costs a run: :meth:`History.add_run` then queues the run as a
 results file in ``<history>.pending/``, and the next run that gets the lock
 adds the queued runs first, in the order they were queued, each once.
+
+With a history server (:mod:`.history_postgres`), this file is where a run
+waits when the server cannot be reached: a row of its ``queued_runs`` table,
+pushed by the next run that reaches the server.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import math
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,15 +37,22 @@ from pytest_energy.output_files import write_atomic
 from pytest_energy.record import ResultsError, RunRecord, load
 from pytest_energy.record_json import JSONInputError, parse_json
 from pytest_energy.storage.energy_dir import prepare_directory
+from pytest_energy.storage.history_base import (
+    HistoryError,
+    HistoryLocked,
+    HistoryUnreachable,
+    RunHistory,
+    TrendPoint,
+)
 from pytest_energy.storage.history_schema import (
     APPLICATION_ID,
-    MIGRATIONS,
-    POINTS,
-    SCHEMA,
     SCHEMA_VERSION,
+    SQLITE,
+    PackedRecord,
     has_run,
     insert_run,
-    record_json_text,
+    migrate,
+    schema_statements,
 )
 
 __all__ = [
@@ -50,6 +61,8 @@ __all__ = [
     "History",
     "HistoryError",
     "HistoryLocked",
+    "HistoryUnreachable",
+    "QueuedRun",
     "TrendPoint",
 ]
 
@@ -66,61 +79,29 @@ SERIES_POINTS = 20
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-class HistoryError(ValueError):
-    """A history file that cannot be used; the message is one line."""
-
-
-class HistoryLocked(HistoryError):
-    """Another process held the history's write lock for longer than the busy timeout."""
-
-
 @frozen
-class TrendPoint:
-    """One test in one run, as ``pytest-energy history`` and the report show it."""
+class QueuedRun:
+    """A run kept for a history server that could not take it."""
 
-    run_id: int
+    id: int
     started: str
-    commit: str | None
-    branch: str | None
-    hardware_class: str
-    method: str
-    nodeid: str
-    outcome: str
-    #: Median joules per ``unit``; None when the run gave no usable figure.
-    per_unit: float | None
-    unit: str | None
-    joules: float | None
-    seconds: float | None
-    flags: tuple[str, ...]
-    verdict: str | None
-    ratio: float | None
+    packed: PackedRecord
 
 
-class History:
+class History(RunHistory):
     """The SQLite history at ``path``; each call opens and closes its own connection."""
 
     def __init__(self, path: Path = DEFAULT_PATH) -> None:
         self.path = Path(path)
 
     @property
+    def where(self) -> str:
+        return str(self.path)
+
+    @property
     def pending_dir(self) -> Path:
         """Where runs wait while the history is locked: ``<history>.pending``."""
         return self.path.with_name(self.path.name + PENDING_SUFFIX)
-
-    def append(
-        self,
-        record: RunRecord,
-        *,
-        commit: str | None = None,
-        branch: str | None = None,
-    ) -> int:
-        """Store one run (its tests and rounds) in one transaction; returns the run id.
-
-        ``commit`` and ``branch`` default to those recorded in the session. Raises
-        :class:`HistoryLocked` when another process keeps the history locked.
-        """
-        with self._transaction() as conn:
-            return insert_run(conn, record, commit=commit, branch=branch)
 
     def add_run(self, record: RunRecord) -> list[str]:
         """Add the runs queued earlier, then this one; queue it if the history stays locked.
@@ -129,9 +110,9 @@ class History:
         cannot be read (left in place, never deleted), or where this run waits.
         """
         try:
-            with self._transaction() as conn:
-                said, ingested = self._ingest_pending(conn)
-                insert_run(conn, record)
+            with self._transaction() as db:
+                said, ingested = self._ingest_pending(db)
+                insert_run(db, record)
         except HistoryLocked:
             return [self._queue(record)]
         for path in ingested:
@@ -165,7 +146,7 @@ class History:
             "and added on the next run"
         )
 
-    def _ingest_pending(self, conn: sqlite3.Connection) -> tuple[list[str], list[Path]]:
+    def _ingest_pending(self, db: _SqliteDatabase) -> tuple[list[str], list[Path]]:
         """Insert the queued runs not yet in the history; the lines, and the files done."""
         lines: list[str] = []
         done: list[Path] = []
@@ -175,8 +156,8 @@ class History:
             except ResultsError as exc:
                 lines.append(f"queued run left in place, fix or delete it: {exc}")
                 continue
-            if not has_run(conn, queued):
-                insert_run(conn, queued)
+            if not has_run(db, queued):
+                insert_run(db, queued)
                 lines.append(f"history: added the run of {queued.session.started} queued in {path}")
             done.append(path)
         return lines, done
@@ -188,68 +169,52 @@ class History:
         except OSError:
             return []
 
-    def trend(
-        self,
-        nodeid: str | None = None,
-        *,
-        limit: int = 20,
-        hardware_class: str | None = None,
-        branch: str | None = None,
-    ) -> list[TrendPoint]:
-        """The newest ``limit`` runs of one test (or of every test), oldest first."""
-        where, params = _filters(nodeid=nodeid, hardware_class=hardware_class, branch=branch)
-        with self._reading() as conn:
-            if conn is None:
-                return []
-            rows = conn.execute(POINTS.format(where=where, extra=""), (*params, limit)).fetchall()
-        return [_point(row) for row in rows]
+    # -- the queue of a history server --------------------------------------------------
 
-    def last_runs(
-        self, hardware_class: str, branch: str | None, k: int, *, normalized: bool = False
-    ) -> dict[str, list[float]]:
-        """Per test, one value per each of its last ``k`` usable runs, oldest first.
+    def queue_run(self, packed: PackedRecord, started: str, target: str) -> None:
+        """Keep a run for the history server ``target`` (its URL without the password).
 
-        The value is the geometric mean of the run's own rounds, in J per unit (or
-        over the calibration workload with ``normalized``): the statistic the gate
-        takes of the current run. Only passed tests count, from runs that were not
-        interrupted and not measured under pytest-xdist, on ``hardware_class`` and
-        on ``branch`` (None: any branch). "Last" follows the order runs were
-        appended, not their clocks.
+        Queued twice (the same run, the same server), it is kept once.
         """
-        column = "normalized_mean" if normalized else "process_mean"
-        where, params = _filters(hardware_class=hardware_class, branch=branch)
-        where += (
-            f" AND t.{column} IS NOT NULL AND r.interrupted = 0"
-            " AND t.outcome = 'passed' AND t.flags NOT LIKE '%concurrent%'"
-        )
-        with self._reading() as conn:
-            if conn is None:
-                return {}
-            rows = conn.execute(
-                POINTS.format(where=where, extra=f", t.{column} AS value"), (*params, k)
-            ).fetchall()
-        series: dict[str, list[float]] = {}
-        for row in rows:
-            series.setdefault(row["nodeid"], []).append(row["value"])
-        return series
-
-    def record(self, run_id: int) -> RunRecord:
-        """The full run record stored for ``run_id``."""
-        with self._reading() as conn:
-            row = (
-                None
-                if conn is None
-                else conn.execute("SELECT record FROM runs WHERE id = ?", (run_id,)).fetchone()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO queued_runs (target, run_key, started, record) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (target, run_key) DO NOTHING",
+                (target, packed.digest, started, packed.blob),
             )
-        if row is None:
-            raise HistoryError(f"no run {run_id} in the history {self.path}")
-        try:
-            return RunRecord.from_dict(parse_json(record_json_text(row["record"])))
-        except (ResultsError, ValueError) as exc:
-            raise HistoryError(f"run {run_id} in {self.path} cannot be read: {exc}") from None
+
+    def queued_runs(self, target: str) -> list[QueuedRun]:
+        """The runs waiting for ``target``, in the order they were queued."""
+        with self._reading() as db:
+            if db is None:
+                return []
+            rows = db.rows(
+                "SELECT id, started, run_key, record FROM queued_runs WHERE target = ? ORDER BY id",
+                (target,),
+            )
+        return [
+            QueuedRun(row["id"], row["started"], PackedRecord(row["record"], row["run_key"]))
+            for row in rows
+        ]
+
+    def unqueue(self, ids: Sequence[int]) -> None:
+        """Forget queued runs the server now holds."""
+        if not ids:
+            return
+        with self._transaction() as db:
+            db.execute_many("DELETE FROM queued_runs WHERE id = ?", [(i,) for i in ids])
+
+    def check(self) -> None:
+        """Raise :class:`HistoryError` if the file is not a history this version reads.
+
+        Opens the file and reads its schema version only: a check before every run
+        must not cost more as the history grows (a query over its tests did).
+        """
+        with self._reading():
+            pass
 
     @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection | None]:
+    def _reading(self) -> Iterator[_SqliteDatabase | None]:
         """A connection for queries, or None when there is no history yet.
 
         Reading never creates the file: ``pytest-energy history`` in a fresh
@@ -259,10 +224,10 @@ class History:
             yield None
             return
         with self._connection() as conn:
-            yield conn if self._check_schema(conn) else None
+            yield _SqliteDatabase(conn) if self._check_schema(conn) else None
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[_SqliteDatabase]:
         if not self.path.exists() and not self.path.parent.exists():
             prepare_directory(self.path.parent)
         with self._connection() as conn:
@@ -270,7 +235,7 @@ class History:
                 self._create_schema(conn)
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                yield conn
+                yield _SqliteDatabase(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -354,9 +319,7 @@ class History:
             conn.execute("BEGIN IMMEDIATE")
         try:
             current = conn.execute("PRAGMA user_version").fetchone()[0]
-            for step in range(current, SCHEMA_VERSION):
-                for statement in MIGRATIONS[step]:
-                    conn.execute(statement)
+            migrate(_SqliteDatabase(conn), current)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             if not started:
                 conn.execute("COMMIT")
@@ -373,9 +336,8 @@ class History:
         try:
             # Another session may have created the schema while we waited for the lock.
             if not self._check_schema(conn):
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in schema_statements(SQLITE):
+                    conn.execute(statement)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             conn.execute("COMMIT")
@@ -385,39 +347,29 @@ class History:
             raise
 
 
-def _filters(
-    *, nodeid: str | None = None, hardware_class: str | None = None, branch: str | None = None
-) -> tuple[str, list[Any]]:
-    clauses, params = ["1 = 1"], []
-    for column, value in (
-        ("t.nodeid", nodeid),
-        ("r.hardware_class", hardware_class),
-        ("r.branch", branch),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    return " AND ".join(clauses), params
+class _SqliteDatabase:
+    """An SQLite connection as the shared history code uses it."""
 
+    dialect = SQLITE
 
-def _point(row: sqlite3.Row) -> TrendPoint:
-    return TrendPoint(
-        run_id=row["run_id"],
-        started=row["started"],
-        commit=row["commit_id"],
-        branch=row["branch"],
-        hardware_class=row["hardware_class"],
-        method=row["method"],
-        nodeid=row["nodeid"],
-        outcome=row["outcome"],
-        per_unit=row["per_unit"],
-        unit=row["unit"],
-        joules=row["joules"],
-        seconds=row["seconds"],
-        flags=tuple(f for f in row["flags"].split(",") if f),
-        verdict=row["verdict"],
-        ratio=row["ratio"],
-    )
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(sql, params)
+
+    def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, rows)
+
+    def insert(self, sql: str, params: Sequence[Any]) -> int | None:
+        cursor = self._conn.execute(sql, params)
+        return cursor.lastrowid if cursor.rowcount == 1 else None
+
+    def columns(self, table: str) -> list[str]:
+        return [row["name"] for row in self._conn.execute(f"PRAGMA table_info({table})")]
 
 
 def load_series(
