@@ -7,9 +7,10 @@ that compiling was two thirds of what ``pytest --energy`` added to a one-test ru
 of 60 ms of imports, measured with ``benchmarks/overhead.py`` on this project's 2-core VM).
 Here the standard decorator still does the field processing (so ``dataclasses.fields``,
 ``replace``, ``asdict`` and ``is_dataclass`` work as before), but only ``__init__`` is
-compiled, on the class's first instance; equality, hashing, ``repr`` and immutability are shared functions that read the
-class's field names. Instances behave as a frozen dataclass's do: equal when of the same
-class with equal compared fields, hashable, and ``FrozenInstanceError`` on assignment.
+compiled, on the class's first instance; equality, hashing, ``repr`` and immutability
+are shared functions that read the class's field names. Instances behave as a frozen
+dataclass's do: equal when of the same class with equal compared fields, hashable, and
+``FrozenInstanceError`` on assignment.
 
 Supported: defaults, ``field(default_factory=...)``, ``field(init=False, ...)``,
 ``compare``/``hash``/``repr`` flags, inheritance between ``@frozen`` classes, and

@@ -15,7 +15,6 @@ import functools
 import math
 
 
-
 def normal_cdf(x: float) -> float:
     """P(Z <= x) for a standard normal Z; ``erfc`` keeps the far tails accurate."""
     return 0.5 * math.erfc(-x / math.sqrt(2.0))
