@@ -21,9 +21,13 @@ user's installed plugin imports from cached bytecode).
     no:energy``, imported in fresh processes that have already imported pytest; with each
     module's own ``-X importtime`` and the ``-X importtime`` of ``import pytest_energy.plugin``
     alone), and the hooks (alternating in-process ``pytest.main`` runs of the tiny suite, with
-    and without ``-p no:energy``, once every import is done). Targets: the estimate (imports
-    + hooks) under 10 ms, and the whole-process difference within noise (0 inside the IQR of
-    the paired differences, both rows).
+    and without ``-p no:energy``, once every import is done). Then the whole difference in one
+    figure: one ``pytest.main`` per fresh process that has already imported pytest and,
+    untimed, the modules outside the plugin both runs load, in alternating pairs (the plugin
+    loaded by pytest's entry points, first-use caches and garbage collection included,
+    interpreter start-up noise excluded). Targets: that fresh-process difference under 10 ms,
+    and the whole-process difference within noise (0 inside the IQR of the paired
+    differences, both rows).
 
 (b) The fixed cost of ``--energy`` (issue 16): the one-test suite with ``--energy
     --energy-meter=model`` against the plugin off, in alternating whole-process pairs, and what
@@ -31,7 +35,8 @@ user's installed plugin imports from cached bytecode).
     an ``--energy`` run loads that a run with the plugin off does not, imported in fresh
     processes that have imported pytest) and the session's own work once every import is done
     (alternating in-process ``pytest.main`` runs: meters opened, idle bracket, the energy
-    section, the history append). Target: the estimate (imports + session) under 30 ms.
+    section, the history append), and the whole of it as one fresh-process figure, as in (a).
+    Target: the fresh-process difference under 30 ms.
 
 (c) Side by side, per suite: plain (``-p no:energy``), plugin installed but off, ``--energy
     --energy-meter=model`` (history on, the default), ``+ --energy-json``, and ``+
@@ -62,9 +67,11 @@ Run from the repository's virtual environment, where the plugin is installed::
 
     python benchmarks/overhead.py [--startup-pairs 15] [--reps 3] [--big-reps 2]
         [--tests 2000] [--big-tests 20000] [--no-third-party] [--profile]
+        [--ops-reps 3] [--sections abce]
 
 About 20 minutes on 2 cores, most of it python-dateutil's 5,000 tests (``--no-third-party``
-skips the third-party suites, ``--big-tests 0`` the 20,000-test suite). Exits 1 when a target
+skips the third-party suites, ``--big-tests 0`` the 20,000-test suite, ``--sections c`` runs
+only the side-by-side table and its profile). Exits 1 when a target
 is missed. For context it prints, without running it, the reference figure from the issue:
 pytest-codecarbon made the same third-party suites take 1.5-2.0x the wall time of a plain run.
 """

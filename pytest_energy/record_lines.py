@@ -58,11 +58,18 @@ _LINE_ENCODER = json.JSONEncoder(default=_fields_of, allow_nan=False)
 #: at the end reuses the lines instead of encoding every test again (12 µs a test).
 _kept: dict[int, tuple[TestResult, str]] | None = None
 
+#: Characters of lines kept at most. The saving is per test but the memory grows with
+#: the suite: at 20,000 tests the lines took ~20 MB, which broke the 50-MB peak target
+#: (issue 16). Past the cap, later tests are encoded again for the history.
+KEEP_CHARS = 4_000_000
+_kept_room = 0
 
-def keep_lines() -> None:
-    """Remember every test's line from now on, until :func:`drop_lines`."""
-    global _kept
-    _kept = {}
+
+def keep_lines(limit: int = KEEP_CHARS) -> None:
+    """Remember the tests' lines from now on, up to ``limit`` characters, until
+    :func:`drop_lines`."""
+    global _kept, _kept_room
+    _kept, _kept_room = {}, limit
 
 
 def drop_lines() -> None:
@@ -72,6 +79,7 @@ def drop_lines() -> None:
 
 def encode_test(test: TestResult) -> str:
     """One test on one line, as :func:`to_plain` and ``json.dumps`` would write it."""
+    global _kept_room
     kept = _kept
     if kept is not None:
         known = kept.get(id(test))
@@ -83,8 +91,9 @@ def encode_test(test: TestResult) -> str:
         # A non-finite float (to_plain writes null), or a value only to_plain knows how
         # to write: the slow path, so every writer says what the final results say.
         line = json.dumps(to_plain(test), allow_nan=False)
-    if kept is not None:
+    if kept is not None and _kept_room >= len(line):
         kept[id(test)] = (test, line)  # the result is kept too: its id stays its own
+        _kept_room -= len(line)
     return line
 
 

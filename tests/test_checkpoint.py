@@ -187,6 +187,24 @@ def test_a_run_encodes_each_test_once_for_its_results_file(
         assert [t.nodeid for t in stored.tests] == nodeids
 
 
+def test_kept_lines_stop_at_their_cap_and_still_read_the_same() -> None:
+    # The history reuses the lines the checkpoints encoded, but at 20,000 tests keeping
+    # them all cost ~20 MB: past the cap a line is encoded again, to the same text.
+    tests = sample_tests()
+    first = record_lines.encode_test(tests[0])
+    record_lines.keep_lines(limit=len(first))
+    try:
+        lines = [record_lines.encode_test(test) for test in tests]
+        assert lines[0] == first
+        kept = record_lines._kept
+        assert kept is not None
+        assert list(kept) == [id(tests[0])]
+        assert [record_lines.encode_test(test) for test in tests] == lines
+    finally:
+        record_lines.drop_lines()
+    assert record_lines._kept is None
+
+
 def test_results_changed_after_the_last_checkpoint_are_written_whole(
     tmp_path: Path,
 ) -> None:

@@ -115,12 +115,23 @@ def test_workload(energy_benchmark):
 def test_model_meter_interleaves_calibration_and_gates_on_it(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The live model meter, end to end: a real workload, a real 50 % regression."""
+    """The live model meter, end to end: a real workload, a real 50 % regression.
+
+    It runs on this machine's real CPU time, so a loaded CI runner adds
+    round-to-round noise: the instability limit is loosened and both sides run
+    10 rounds, so the verdict depends on the planted 1.5x, not on the load.
+    """
     pytester.makepyfile(WORKLOAD)
-    args = ("--energy", "--energy-meter=model", "--energy-json=results.json", "-p", "no:xdist")
-    pytester.runpytest_subprocess(
-        *args, "--energy-save-baseline", "--energy-rounds=10"
-    ).assert_outcomes(passed=1)
+    args = (
+        "--energy",
+        "--energy-meter=model",
+        "--energy-json=results.json",
+        "-p",
+        "no:xdist",
+        "--energy-rounds=10",
+        "--energy-cv-limit=30%",
+    )
+    pytester.runpytest_subprocess(*args, "--energy-save-baseline").assert_outcomes(passed=1)
     bench = json.loads((pytester.path / "results.json").read_text())["tests"][0]["benchmark"]
     assert all(r["calibration_j"] > 0 for r in bench["rounds"])
     assert bench["normalized"]["n"] == 10
