@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,9 @@ from ab_repos import (
     worktrees,
 )
 
+from pytest_energy.ab import comparison
+from pytest_energy.ab.comparison import Plan
+from pytest_energy.ab.controller import TestRun
 from pytest_energy.ab.judge import (
     SPREAD_LEVEL,
     Pair,
@@ -91,9 +95,70 @@ def test_a_planted_regression_is_found_with_the_exact_ratio(
     assert {r.process for r in base} == {r.process for r in head} == {0, 1, 2, 3, 4}
     assert {r.per_unit(1.0) for r in base} == {1.0}
     assert {r.per_unit(1.0) for r in head} == {1.25}
+    # The one-second budget had no room for fresh pairs: the screen's note says so.
+    assert test.ab is not None
+    assert (
+        test.ab.screen == "+25.0% on the screen: flagged, but no time budget left for fresh pairs"
+    )
+    assert any("decided on the screen's pairs alone" in n for n in record.session.notices)
     # Nothing left behind: no worktree, no temporary folder.
     assert len(worktrees(repo)) == 1
     assert list(tmp.iterdir()) == []
+
+
+def test_a_flagged_test_is_measured_again_in_fresh_pairs_and_decided_on_all(
+    pytester: pytest.Pytester,
+) -> None:
+    repo = make_repo(pytester.path, BASE, HEAD)
+    out = pytester.path / "ab.json"
+    result = run_ab(
+        pytester,
+        repo,
+        constant_trace(pytester.path),
+        "--base",
+        "base",
+        "--budget",
+        "600",
+        "--processes",
+        "2",
+        "--json",
+        str(out),
+    )
+    assert result.ret == 1, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*1 test(s) flagged by the screen; measuring 1 of them again*"])
+    tests = {t.nodeid.split("::")[-1]: t for t in load(out).tests}
+    hot, same = tests["test_hot"], tests["test_same"]
+    assert hot.benchmark is not None
+    assert same.benchmark is not None
+    assert hot.ab is not None
+    assert same.ab is not None
+    # The screen's two pairs and two fresh ones decide; the unflagged test keeps its two.
+    assert {r.process for r in hot.benchmark.rounds} == {0, 1, 2, 3}
+    assert {r.process for r in same.benchmark.rounds} == {0, 1}
+    assert (hot.ab.pairs, same.ab.pairs) == (4, 2)
+    assert hot.verdict is not None
+    assert hot.verdict.status == "regression"
+    assert hot.verdict.ratio == pytest.approx(1.25, rel=1e-12)
+    assert "2 + 2 process pairs" in hot.verdict.reason
+    assert "measured again in fresh process pairs" in hot.ab.screen
+
+
+def test_when_the_budget_cannot_confirm_every_flagged_test_the_strongest_go_first() -> None:
+    def run(name: str, head: float, least_s: float) -> TestRun:
+        run = TestRun(name, least_s=least_s, screen_slots=[0, 1, 2])
+        for slot, wobble in enumerate((1.0, 1.01, 0.99)):
+            run.base.values[slot] = [10.0, 10.0 * wobble]
+            run.head.values[slot] = [head, head * wobble]
+        return run
+
+    runs = [run("same", 10.0, 4.0), run("slight", 10.4, 4.0), run("clear", 13.0, 4.0)]
+    plan = Plan(processes=3, max_processes=6, budget_s=60.0, threshold=0.05, margin=0.01)
+    flagged = comparison._flag(runs, plan)
+    assert [r.nodeid for r in flagged] == ["clear", "slight"]
+    # Room for the fresh pairs' start (2 s) and one test (4 s), not two.
+    fitting = comparison._fitting(flagged, startup_s=2.0, end=time.monotonic() + 9.0)
+    assert [r.nodeid for r in fitting] == ["clear"]
+    assert comparison._fitting(flagged, startup_s=2.0, end=time.monotonic() + 1.0) == []
 
 
 def test_the_ratio_is_the_paired_ratio_of_the_rounds_in_the_file(
@@ -345,11 +410,42 @@ def test_the_screen_flags_what_looks_high() -> None:
     high = [([10.0], [11.0]), ([10.0], [11.1]), ([10.0], [10.9])]
     flagged = [r.flagged for r in screen([PairedTest("s", same), PairedTest("h", high)])]
     assert flagged == [False, True]
-    # A flagged test is decided on its fresh pairs alone.
+    # A flagged test is decided on the screen's pairs and its fresh pairs together.
     fresh = [([10.0], [10.02]), ([10.0], [9.99]), ([10.0], [10.01])]
     verdicts, _ = decide([PairedTest("h", high, fresh), PairedTest("s", same)])
-    assert verdicts[0].ratio == pytest.approx(math.exp(statistics.fmean(differences(fresh))))
-    assert "fresh pairs after the screen" in verdicts[0].reason
+    both = differences(high + fresh)
+    assert verdicts[0].ratio == pytest.approx(math.exp(statistics.fmean(both)))
+    assert "3 + 3 process pairs" in verdicts[0].reason
+    assert "fresh ones after it flagged the test" in verdicts[0].reason
+
+
+def test_a_flagged_test_with_large_process_offsets_is_caught_on_all_its_pairs() -> None:
+    # Rounds agree within a process, but whole processes of the same tree sit 25 %
+    # apart (measured on a real function, benchmarks/ab_power.py): five pairs alone
+    # leave +25 % inconclusive, the screen's five and five fresh ones decide it.
+    def pair(base: float, head: float) -> Pair:
+        return ([base, base * 1.004], [head, head * 0.996])
+
+    screen_pairs = [
+        pair(9.0, 11.5),
+        pair(9.5, 14.2),
+        pair(9.2, 14.7),
+        pair(8.8, 11.4),
+        pair(9.3, 11.3),
+    ]
+    fresh = [
+        pair(9.1, 11.6),
+        pair(11.3, 11.2 * 1.25),
+        pair(9.0, 11.2),
+        pair(9.4, 14.0),
+        pair(9.2, 11.5),
+    ]
+    quiet = [pair(10.0, 10.0 * f) for f in (1.01, 0.99, 1.0, 1.02, 0.98)]
+    others = [PairedTest(f"q{i}", quiet) for i in range(9)]
+    alone, _ = decide([PairedTest("hot", fresh), *others])
+    together, _ = decide([PairedTest("hot", screen_pairs, fresh), *others])
+    assert alone[0].status == "inconclusive"
+    assert together[0].status == "regression"
 
 
 def test_the_suite_total_catches_many_small_regressions() -> None:

@@ -204,6 +204,60 @@ def test_module_marker_applies_to_every_test(pytester: pytest.Pytester, replay, 
     assert len(tests["test_own_rounds"]["benchmark"]["rounds"]) == 2
 
 
+def test_markers_are_read_closest_first_for_every_test_of_a_class(
+    pytester: pytest.Pytester, replay, results
+) -> None:
+    # A parent's markers are read once for all its tests (a cache per collection):
+    # every test of the class must still see them, and its own must still win.
+    path = replay(traces.trace([0.0, 1.0], period=0.001, cycle=True))
+    pytester.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.energy(rounds=3)
+
+        @pytest.mark.energy(rounds=4)
+        class TestGroup:
+            def test_class_rounds(self, energy_benchmark):
+                energy_benchmark(lambda: None)
+
+            def test_class_rounds_again(self, energy_benchmark):
+                energy_benchmark(lambda: None)
+
+            @pytest.mark.energy(rounds=2)
+            def test_own_rounds(self, energy_benchmark):
+                energy_benchmark(lambda: None)
+
+            @pytest.mark.parametrize(
+                "n", [1, pytest.param(2, marks=pytest.mark.energy(rounds=5))]
+            )
+            def test_param(self, energy_benchmark, n):
+                energy_benchmark(lambda: None)
+
+        def test_module_rounds(energy_benchmark):
+            energy_benchmark(lambda: None)
+        """
+    )
+    pytester.runpytest(
+        "--energy",
+        f"--energy-meter=replay:{path}",
+        "--energy-idle-seconds=0",
+        "--energy-window=0.01",
+        "--energy-json=results.json",
+    ).assert_outcomes(passed=6)
+    rounds = {
+        t["nodeid"].split("::", 1)[1]: len(t["benchmark"]["rounds"]) for t in results()["tests"]
+    }
+    assert rounds == {
+        "TestGroup::test_class_rounds": 4,
+        "TestGroup::test_class_rounds_again": 4,
+        "TestGroup::test_own_rounds": 2,
+        "TestGroup::test_param[1]": 4,
+        "TestGroup::test_param[2]": 5,
+        "test_module_rounds": 3,
+    }
+
+
 def test_a_raising_function_propagates_and_leaves_no_window_open(
     pytester: pytest.Pytester, replay, results
 ) -> None:

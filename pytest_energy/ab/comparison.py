@@ -4,7 +4,9 @@ The time budget covers the whole comparison (workers starting included). The
 screen gets :data:`SCREEN_SHARE` of it, shared fairly among the tests (each
 test's share is what is left over the tests still to measure); tests the screen
 flags are measured again in fresh process pairs with what remains, up to
-``max_processes`` per side, and decided on those pairs alone. Every test gets at
+``max_processes`` per side, strongest suspects first when the rest cannot hold
+them all, and decided on the screen's pairs and the fresh ones together
+(:attr:`~pytest_energy.ab.judge.PairedTest.deciding`). Every test gets at
 least :data:`~pytest_energy.ab.controller.MIN_CYCLES` rounds per side and pair,
 even when that overruns the budget (said in a notice).
 """
@@ -70,22 +72,26 @@ def compare(
     flagged = _flag(runs, plan)
     extra_slots = list(range(plan.processes, plan.max_processes))
     end = started + plan.budget_s
-    # Fresh pairs only when the budget holds their start and the flagged tests' minimum.
-    confirm_s = startup_s + sum(run.least_s for run in flagged)
-    if flagged and extra_slots and time.monotonic() + confirm_s <= end:
+    confirmed = _fitting(flagged, startup_s, end) if extra_slots else []
+    if confirmed:
         progress(
-            f"ab: {len(flagged)} test(s) flagged by the screen; measuring them again in "
-            f"{len(extra_slots)} fresh process pair(s)"
+            f"ab: {len(flagged)} test(s) flagged by the screen; measuring "
+            f"{len(confirmed)} of them again in {len(extra_slots)} fresh process pair(s)"
         )
         controller.start_pairs(extra_slots)
-        _measure_all(controller, flagged, extra_slots, end, progress, "confirm")
-        for run in flagged:
+        _measure_all(controller, confirmed, extra_slots, end, progress, "confirm")
+        for run in confirmed:
             run.extra_slots = extra_slots
-    elif flagged:
+    unconfirmed = [run for run in flagged if run not in confirmed]
+    if unconfirmed:
         why = "no time budget left" if extra_slots else "--processes is at its cap"
+        for run in unconfirmed:
+            run.screen_note = run.screen_note.replace(
+                "measured again in fresh process pairs", f"flagged, but {why} for fresh pairs"
+            )
         notices.append(
-            f"{len(flagged)} test(s) flagged by the screen were decided on the screen's "
-            f"pairs ({why} for fresh pairs)"
+            f"{len(unconfirmed)} test(s) flagged by the screen were decided on the screen's "
+            f"pairs alone ({why} for fresh pairs; raise --budget to confirm them)"
         )
     wall = time.monotonic() - started
     if wall > plan.budget_s * 1.1 and wall - plan.budget_s > 5.0:
@@ -118,7 +124,8 @@ def _measure_all(
 
 
 def _flag(runs: Sequence[TestRun], plan: Plan) -> list[TestRun]:
-    """The comparable tests the screen flags; each run keeps the screen's word."""
+    """The comparable tests the screen flags, strongest evidence first (lowest p, then
+    highest ratio); each run keeps the screen's word."""
     comparable = [r for r in runs if comparable_run(r)]
     tests = [PairedTest(r.nodeid, r.pairs(r.screen_slots)) for r in comparable]
     flagged = []
@@ -127,8 +134,26 @@ def _flag(runs: Sequence[TestRun], plan: Plan) -> list[TestRun]:
     ):
         run.screen_note = result.reason
         if result.flagged:
-            flagged.append(run)
-    return flagged
+            flagged.append((result.p_value or 0.0, -(result.ratio or 1.0), run))
+    return [run for _, _, run in sorted(flagged, key=lambda f: f[:2])]
+
+
+def _fitting(flagged: Sequence[TestRun], startup_s: float, end: float) -> list[TestRun]:
+    """The flagged tests, strongest first, whose fresh pairs fit in the budget left.
+
+    Fresh pairs cost their start (as long as the screen's took) and each test at
+    least what it took on the screen at the fewest rounds. When not all fit, the
+    ones the screen found most likely to have regressed go first: a small budget
+    then still confirms the clearest suspect rather than nothing at all.
+    """
+    room = end - time.monotonic() - startup_s
+    fitting = []
+    for run in flagged:
+        if run.least_s > room:
+            break
+        room -= run.least_s
+        fitting.append(run)
+    return fitting
 
 
 def comparable_run(run: TestRun) -> bool:

@@ -248,7 +248,7 @@ def _test_result(
         status, pairs = "compared", 0
     else:
         status = "compared"
-        pairs = len(run.extra_slots or run.screen_slots)
+        pairs = len(run.pairs(slots))
         verdict = _in_joules(verdict, run, slots)
     return TestResult(
         nodeid=run.nodeid,

@@ -12,6 +12,7 @@ from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from pytest_energy.carbon.convert import grams_co2e
 from pytest_energy.config.settings import SettingError, Settings
 from pytest_energy.frozen import frozen
 from pytest_energy.record import Carbon, CarbonSummary, Measurement
@@ -92,8 +93,6 @@ class SessionCarbon:
         The same figures as :func:`~pytest_energy.carbon.carbon_for`, without rebuilding
         the source text for each of a suite's tests.
         """
-        from pytest_energy.carbon import grams_co2e
-
         template = self._template
         intensity, pue = template.intensity_g_per_kwh, template.pue
         embodied = self.embodied
