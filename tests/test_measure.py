@@ -495,3 +495,35 @@ def test_intensity_provider_hook_supplies_a_live_figure(
     assert test["carbon"]["grams"] == pytest.approx(0.1)  # 1 Wh at 100 g/kWh
     assert test["carbon"]["year"] == 2026
     assert results()["session"]["carbon"]["kind"] == "live"
+
+
+def test_a_sessions_records_share_their_lists(pytester: pytest.Pytester) -> None:
+    # Every test's record lives until the session ends, and each list in it is one more
+    # object the garbage collector walks at every full collection (issue 16): the meter
+    # names, a flag combination and the empty budget are one list each per session.
+    pytester.makeconftest(
+        """
+        import pytest
+
+        seen = []
+
+        def pytest_energy_test_result(config, result):
+            seen.append(result)
+
+        def pytest_sessionfinish(session):
+            first, *rest = seen
+            m = first.measurement
+            shared = [
+                all(r.measurement.meters is m.meters for r in rest),
+                all(r.measurement.flags is m.flags for r in rest),
+                all(r.budget is first.budget for r in rest),
+            ]
+            print("SHARED", shared, m.meters, m.flags, first.budget)
+        """
+    )
+    pytester.makepyfile(
+        "import pytest\n\n@pytest.mark.parametrize('n', range(5))\ndef test_n(n): pass\n"
+    )
+    result = pytester.runpytest("--energy", "--energy-meter=model", "-s", "-p", "no:randomly")
+    expected = "SHARED [True, True, True] ['model'] ['below_resolution'] []"
+    assert expected in result.stdout.str()

@@ -65,6 +65,23 @@ class EnergyWindow:
         return measurement_between(start, stop, self._meters, extra_flags)
 
 
+#: The sorted flag lists measurements share, by their flags. A suite's tests have a
+#: handful of combinations, and a list per test was one more object per test for the
+#: garbage collector to walk for the rest of the session (issue 16). Records are
+#: frozen and never mutate their lists.
+_FLAG_LISTS: dict[frozenset[str], list[str]] = {}
+_FLAG_LISTS_MAX = 256
+
+
+def _flag_list(flags: frozenset[str]) -> list[str]:
+    shared = _FLAG_LISTS.get(flags)
+    if shared is None:
+        shared = sorted(flags)
+        if len(_FLAG_LISTS) < _FLAG_LISTS_MAX:
+            _FLAG_LISTS[flags] = shared
+    return shared
+
+
 def measurement_between(
     start: Reading, stop: Reading, meters: MeterSet, extra_flags: tuple[str, ...] = ()
 ) -> Measurement:
@@ -93,8 +110,8 @@ def measurement_between(
         joules=joules,
         total_j=sum(joules.values()),
         method=meters.method,
-        meters=list(meters.names),
-        flags=sorted(flags),
+        meters=meters.name_list,
+        flags=_flag_list(frozenset(flags)),
     )
 
 

@@ -102,6 +102,15 @@ class MeterSet:
         # Read on every test's window: a meter's name never changes.
         return tuple(m.info.name for m in self.meters)
 
+    @cached_property
+    def name_list(self) -> list[str]:
+        """The names as the one list every measurement of the session shares.
+
+        A list per test was one more object per test for the garbage collector to
+        walk for the rest of the session (issue 16); records never mutate it.
+        """
+        return list(self._names)
+
     def read(self) -> Reading:
         if len(self.meters) == 1:
             # The common case, on every test's window edges: nothing to merge, and the

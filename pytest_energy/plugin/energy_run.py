@@ -52,6 +52,10 @@ MEASUREMENT = pytest.StashKey[Measurement | None]()
 OUTCOME = pytest.StashKey[str]()
 BENCHMARK = pytest.StashKey["EnergyBenchmark"]()
 BUDGET_NOTES = pytest.StashKey[list[BudgetNote]]()
+#: The empty budget list the results of tests without budgets share: records never
+#: mutate it, and a list per test was one more object for the garbage collector to
+#: walk for the rest of the session (issue 16).
+_NO_BUDGET: list[BudgetNote] = []
 VARIANT = pytest.StashKey[VariantResult | None]()
 SCREEN = pytest.StashKey[str]()
 
@@ -364,7 +368,7 @@ class EnergyRun:
             net_j=None if measurement is None else self._recorder.net_joules(measurement),
             benchmark=benchmark,
             variant=variant,
-            budget=item.stash.get(BUDGET_NOTES, []),
+            budget=item.stash.get(BUDGET_NOTES, _NO_BUDGET),
             carbon=carbon,
             error=f"not measured: {failure}" if measurement is None and failure else None,
             worker=self._worker,
