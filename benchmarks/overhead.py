@@ -47,10 +47,13 @@ user's installed plugin imports from cached bytecode).
     alternately reversed order, every ``--energy`` run without ``.energy/`` from an earlier
     one. Prints the median wall time, the added ms per test against plain (paired
     differences / tests, with their IQR), the wall ratio, and the median peak resident memory
-    of the pytest process (``ru_maxrss`` from ``wait4``) and its difference from plain.
-    Targets: ``--energy --energy-json`` (history on) under 0.1 ms per test on both generated
-    suites, and under 50 MB extra peak memory at 20,000 tests. A third-party suite may have
-    failing tests of its own: every variant must end with the same outcome counts as plain.
+    of the pytest process (``ru_maxrss`` from ``wait4``) and its difference from plain, and
+    the paired difference of the child's CPU time (user + system) per test, which a host's
+    load moves less than wall time; and how far apart the plain runs were, so a noisy
+    machine shows. Targets: ``--energy --energy-json`` (history on) under 0.1 ms per test on
+    both generated suites, and under 50 MB extra peak memory at 20,000 tests. A third-party
+    suite may have failing tests of its own: every variant must end with the same outcome
+    counts as plain.
 
 (d) Profile: an in-process ``cProfile`` run of the 2,000-test suite with ``--energy
     --energy-json``, the plugin's functions by cumulative time and all functions by own time:
@@ -756,7 +759,7 @@ def side_by_side(suite: Suite, scratch: Path) -> bool:
 
     print(
         f"    {'variant':<24} {'wall s':>7} {'ms/test vs plain':>16} {'IQR':>17} "
-        f"{'ratio':>6} {'peak MB':>8} {'+MB':>6}"
+        f"{'ratio':>6} {'peak MB':>8} {'+MB':>6} {'CPU ms/test':>11}"
     )
     plain_peak = statistics.median(s.peak_mb for s in runs["plain"])
     added: dict[str, float] = {}
@@ -777,10 +780,20 @@ def side_by_side(suite: Suite, scratch: Path) -> bool:
         ratio = statistics.median(
             x.wall / y.wall for x, y in zip(runs[name], runs["plain"], strict=True)
         )
+        cpu = statistics.median(
+            (x.cpu - y.cpu) / suite.tests * 1e3
+            for x, y in zip(runs[name], runs["plain"], strict=True)
+        )
         print(
             f"    {label:<24} {wall:>7.2f} {med:>+16.3f} [{q1:>+7.3f},{q3:>+7.3f}] "
-            f"{ratio:>5.2f}x {peak:>8.1f} {extra_mb[name]:>+6.1f}"
+            f"{ratio:>5.2f}x {peak:>8.1f} {extra_mb[name]:>+6.1f} {cpu:>+11.3f}"
         )
+    plain_walls = [s.wall for s in runs["plain"]]
+    print(
+        f"    plain runs took {min(plain_walls):.2f} to {max(plain_walls):.2f} s "
+        f"({max(plain_walls) / min(plain_walls) - 1:.0%} apart): the machine's own noise; "
+        "CPU ms/test is the paired difference of the child's user + system time"
+    )
     if not suite.judged:
         return True
     ok = added["json"] < PER_TEST_TARGET_MS

@@ -28,7 +28,7 @@ from pytest_energy.measure.checkpoint import (
     Checkpoint,
     results_chunks,
 )
-from pytest_energy.record import RunRecord, TestResult, load
+from pytest_energy.record import RunRecord, TestResult, load, to_plain
 from pytest_energy.report.markdown import summary_markdown
 from pytest_energy.report.overview import overview
 from pytest_energy.storage.history import History
@@ -153,8 +153,8 @@ def test_a_run_encodes_each_test_once_for_its_results_file(
 ) -> None:
     # Rewriting the whole file at each checkpoint made the cost per test grow with the run,
     # and writing the final file whole encoded every test again: checkpoints append, and
-    # the final results finish the checkpoint file in place. The history stores its own
-    # compressed copy, encoded once more.
+    # the final results finish the checkpoint file in place. The history's compressed
+    # copy of the run reads the tests back from that file instead of encoding them again.
     encoded: list[str] = []
     whole: list[int] = []
     real_encode, real_to_json = record_lines.encode_test, RunRecord.to_json
@@ -176,7 +176,7 @@ def test_a_run_encodes_each_test_once_for_its_results_file(
     extra = () if history else ("--energy-history=off",)
     assert pytester.runpytest(*ENERGY, *extra).ret == 0
     nodeids = [f"test_thirty.py::test_n[{n}]" for n in range(30)]
-    assert encoded == nodeids * (2 if history else 1)
+    assert encoded == nodeids
     assert whole == []  # the final results and the history are streamed, never one string
     record = load(pytester.path / "results.json")
     assert [t.nodeid for t in record.tests] == nodeids
@@ -184,25 +184,73 @@ def test_a_run_encodes_each_test_once_for_its_results_file(
     assert INCOMPLETE_NOTICE not in record.session.notices
     if history:
         stored = History(pytester.path / ".energy" / "history.sqlite").record(1)
-        assert [t.nodeid for t in stored.tests] == nodeids
+        assert stored.tests == record.tests
 
 
-def test_kept_lines_stop_at_their_cap_and_still_read_the_same() -> None:
-    # The history reuses the lines the checkpoints encoded, but at 20,000 tests keeping
-    # them all cost ~20 MB: past the cap a line is encoded again, to the same text.
-    tests = sample_tests()
-    first = record_lines.encode_test(tests[0])
-    record_lines.keep_lines(limit=len(first))
+def finished_file(path: Path, tests: list[TestResult]) -> tuple[Checkpoint, RunRecord]:
+    """A results file checkpointed twice, then finished in place."""
+    writer = Checkpoint(path)
+    writer.write(tests[:2], incomplete(sample_record()))
+    finished = replace(sample_record(), tests=tests)
+    assert writer.finish(finished)
+    return writer, finished
+
+
+def test_the_tests_are_read_back_exactly_as_they_would_be_encoded(tmp_path: Path) -> None:
+    tests = [*many_tests(5), *hostile_record().tests]
+    writer, finished = finished_file(tmp_path / "results.json", tests)
+    text = writer.tests_text(finished.tests)
+    assert text is not None
+    assert "".join(text) == record_lines.appended_lines(tests, 0)
+    record_lines.offer_written(writer.tests_text)
     try:
-        lines = [record_lines.encode_test(test) for test in tests]
-        assert lines[0] == first
-        kept = record_lines._kept
-        assert kept is not None
-        assert list(kept) == [id(tests[0])]
-        assert [record_lines.encode_test(test) for test in tests] == lines
+        streamed = "".join(record_lines.results_chunks(finished))
     finally:
-        record_lines.drop_lines()
-    assert record_lines._kept is None
+        record_lines.withdraw_written()
+    assert streamed == "".join(record_lines.results_chunks(finished))
+    assert json.loads(streamed) == json.loads(finished.to_json())
+
+
+def test_tests_are_not_read_back_from_a_file_that_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An edit of the same length (a digit), a file gone, other results:
+    # the history then encodes the tests itself, never copies what the file says now.
+    path = tmp_path / "results.json"
+    tests = many_tests(4)
+    writer, finished = finished_file(path, tests)
+    original = path.read_text(encoding="ascii")
+    assert writer.tests_text(finished.tests) is not None
+    assert writer.tests_text(tests[:3]) is None
+    assert writer.tests_text([replace(tests[0]), *tests[1:]]) is None
+    at = original.index('"line": ') + len('"line": ')
+    digit = original[at]
+    path.write_text(original[:at] + str((int(digit) + 1) % 10) + original[at + 1 :], "ascii")
+    assert writer.tests_text(finished.tests) is None
+    record_lines.offer_written(writer.tests_text)
+    try:
+        streamed = "".join(record_lines.results_chunks(finished))
+    finally:
+        record_lines.withdraw_written()
+    assert json.loads(streamed) == json.loads(finished.to_json())
+    path.write_text(original, encoding="ascii")
+    assert writer.tests_text(finished.tests) is not None  # the very text it wrote
+    path.unlink()
+    assert writer.tests_text(finished.tests) is None
+
+
+def test_a_file_changed_while_its_tests_are_read_back_is_an_error_not_a_copy(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "results.json"
+    writer, finished = finished_file(path, many_tests(4))
+    text = writer.tests_text(finished.tests)
+    assert text is not None
+    with path.open("r+b") as file:  # after the check, before the read
+        file.seek(path.read_bytes().index(b'"line": ') + len(b'"line": '))
+        file.write(b"7" if file.read(1) != b"7" else b"8")
+    with pytest.raises(OSError, match="changed while its tests were read back"):
+        "".join(text)
 
 
 def test_results_changed_after_the_last_checkpoint_are_written_whole(
@@ -423,3 +471,15 @@ def test_an_incomplete_run_is_a_warning_annotation_and_the_html_headline() -> No
     )
     assert not any("Incomplete" in line for line in github_annotations(complete))
     assert "Incomplete run: the process ended before the session finished" in render_html(record)
+
+
+def test_a_line_is_the_test_as_to_plain_and_json_dumps_write_it() -> None:
+    # The line encoder reads each record class's fields with a function compiled for the
+    # class: the text must be what the general path writes, for every kind of record.
+    tests = [*sample_tests(), *hostile_record().tests, *sample_record().tests]
+    for test in tests:
+        assert record_lines.encode_test(test) == json.dumps(to_plain(test), allow_nan=False)
+    nan = replace(tests[0], net_j=float("nan"))  # to_plain writes null; the C encoder refuses
+    assert json.loads(record_lines.encode_test(nan))["net_j"] is None
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        record_lines.encode_test(replace(tests[0], error=object()))  # type: ignore[arg-type]

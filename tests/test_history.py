@@ -458,3 +458,24 @@ def test_a_stored_record_that_would_expand_too_far_is_refused(
     monkeypatch.setattr(history_schema, "MAX_RECORD_BYTES", 64)
     with pytest.raises(HistoryError, match="larger than"):
         history.record(run_id)
+
+
+def test_a_plain_tests_row_is_the_general_row() -> None:
+    # Every test of a plain suite takes the short path; it must store what the general one
+    # stores, for every outcome, flag and number a window can end with.
+    tests = [
+        window_test("t.py::passed", 3.5),
+        window_test("t.py::zero", 0.0),
+        window_test("t.py::negative", -0.25),
+        window_test("t.py::nan", float("nan")),
+        window_test("t.py::inf", float("inf"), seconds=float("inf")),
+        window_test("t.py::failed", 2.0, outcome="failed"),
+        window_test("t.py::skipped", 2.0, outcome="skipped"),
+        window_test("t.py::meter", 2.0, flags=["meter_failed", "below_resolution"]),
+        window_test("t.py::flags", 2.0, flags=["wrapped", "concurrent"]),
+        TestResult("t.py::unmeasured", "t.py", 1, "error", "call", None, error="not measured"),
+    ]
+    for test in tests:
+        assert history_schema._plain_test_row(7, test) == history_schema._test_row(7, test), (
+            test.nodeid
+        )

@@ -48,7 +48,7 @@ from pytest_energy.record import (
     from_plain,
     to_plain,
 )
-from pytest_energy.record_lines import drop_lines, keep_lines
+from pytest_energy.record_lines import offer_written, withdraw_written
 
 if TYPE_CHECKING:
     from pytest_energy.measure.families import FamilyRegistry
@@ -101,9 +101,6 @@ class SessionRecorder:
             self._checkpoint_s, problem = checkpoint_interval(CHECKPOINT_SECONDS)
             if problem:
                 self.notices.append(problem)
-            if settings.history is not None:
-                # The history stores the run too, at the end: from the same lines.
-                keep_lines()
         self.meters: MeterSet | None = None
         self._sync: Callable[[], bool] = lambda: False
         self.meter_records: list[MeterRecord] = []
@@ -333,6 +330,9 @@ class SessionRecorder:
             return
         checkpoint = self._checkpoint
         if checkpoint is not None and checkpoint.applies() and checkpoint.finish(record):
+            # The history stores the run too, at the end: its tests are read back from
+            # this file rather than encoded again.
+            offer_written(checkpoint.tests_text)
             return
         self._checkpoint = None  # nothing appends to a file written whole
         write_atomic_chunks(path, results_chunks(record))
@@ -414,7 +414,10 @@ class SessionRecorder:
             self.failure = str(output["failure"])
 
     def close(self) -> None:
-        drop_lines()
+        """Close the meters and let go of the results (nothing reads them after this)."""
+        withdraw_written()
+        self.results = []
+        self._checkpoint = None
         if self.meters is not None and self.failure is None:
             self.meters.close()
 
