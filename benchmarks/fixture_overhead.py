@@ -4,16 +4,17 @@ Not a test: a script that prints figures measured in the same run. Target: below
 function's time for functions of 10 µs or more.
 
 What the overhead consists of. Inside a measured round the fixture runs
-``for _ in range(calls): call()``, where ``call`` is a closure doing ``fn(*args, **kwargs)``;
-the round is one energy window, so the meters are read once when it opens and once when it
-closes. Per call that is:
+``for _ in itertools.repeat(None, calls): fn(a)`` (``pytest_energy.measure.repeat``: a
+partial's positional arguments, up to three and no keywords, are bound once; otherwise it
+calls the ``functools.partial`` itself); the round is one energy window, so the meters are
+read once when it opens and once when it closes. Per call that is:
 
-* the loop: one ``range`` iteration;
-* the closure call: one extra Python frame plus the ``*args, **kwargs`` unpacking. Because
-  ``fn(*args, **kwargs)`` is not one of the calls CPython 3.11 inlines, ``fn`` also runs in a
-  nested C-level interpreter call, and in some processes (it depends on the memory layout the
-  process happens to get) that makes the body of ``fn`` itself run ~1-3 % slower than when it
-  is called directly;
+* the loop: one ``itertools.repeat`` iteration;
+* the call ``fn(a)``, which CPython 3.11+ runs without a nested C-level interpreter call.
+  Through a ``functools.partial`` (the fixture's loop before) or a closure doing
+  ``fn(*args, **kwargs)`` (before that), ``fn`` runs in a nested C-level call, and in some
+  processes (it depends on the memory layout the process happens to get) that makes the body
+  of ``fn`` itself run ~1-3 % slower than when it is called directly;
 * the window edges (the closing meter read, which falls inside the window), amortised over the
   calls of a round: a model-meter read costs a few µs and a default round (0.2 s with the model
   meter) of a 10-µs function makes ~20,000 calls, so well under 1 ns per call.
@@ -50,12 +51,10 @@ hundreds of times, can. The per-call path inside a round is the default one; onl
 edges are spread over 10x fewer calls than with the default window, which makes the figure
 conservative by about 1 ns per call.
 
-The script also times the parts one by one (loop, closure, meter read) and, for comparison,
-loops without the closure. Last, in every process, it times the fixture's loop shape (range +
-closure) outside pytest with the ~10-µs function itself, against ``itertools.repeat`` over a
-``functools.partial`` and ``itertools.repeat`` calling ``fn(a)`` with the arguments bound once
-(a call CPython 3.11+ inlines), each against bare loops around it: what a change to the
-fixture's inner loop would buy.
+The script also times the parts one by one (the fixture's loop and call, the meter read) and,
+for comparison, the earlier loops (a partial, a closure). Last, in every process, it times the
+three loop shapes outside pytest with the ~10-µs function itself, each against bare loops
+around it.
 
 Run from the repository's virtual environment, where the plugin is installed::
 
@@ -218,7 +217,7 @@ def loop_share(spin: Callable[[int], object], n: int, seconds: float) -> float:
 
 
 def closure_of(fn: Callable[..., object], *args: Any, **kwargs: Any) -> Callable[[], object]:
-    def call() -> object:  # the shape of EnergyBenchmark.__call__'s closure
+    def call() -> object:  # the shape of an earlier EnergyBenchmark.__call__'s closure
         return fn(*args, **kwargs)
 
     return call
@@ -483,13 +482,16 @@ def report(results: list[dict[str, Any]], tests: int, window: float) -> bool:
         return value
 
     loop, closure, suggested = part("loop"), part("closure"), part("suggested")
+    inline = part("inline")
     reads = [r["parts"]["meter read"] for r in results if "meter read" in r["parts"]]
     read = statistics.median(reads) if reads else None
     ten = SIZES[0][1]
     print("\nthe overhead's parts, timed one by one (medians over the processes):")
-    print(f"  loop iteration (range): {loop * 1e9:.1f} ns per call")
-    print(f"  closure call (fn(*args, **kwargs) through call()): {closure * 1e9:.1f} ns per call")
-    total = loop + closure
+    print(
+        f"  the fixture's loop and call (itertools.repeat, fn(a) with the arguments bound once): "
+        f"{inline * 1e9:.1f} ns per call"
+    )
+    total = inline
     if read is None:
         print("  model meter read: n/a (pytest_energy.meters API changed)")
     else:
@@ -505,15 +507,14 @@ def report(results: list[dict[str, Any]], tests: int, window: float) -> bool:
         f"  sum with default rounds: {total * 1e9:.1f} ns per call = {total / ten:.2%} of 10 µs, "
         f"{total / SIZES[1][1]:.2%} of 100 µs (without the layout effect on fn's own body)"
     )
-    inline = part("inline")
-    print("  for comparison, loops without the closure, counted the same way:")
+    print("  for comparison, the fixture's earlier loops, counted the same way:")
     print(
         f"    itertools.repeat + functools.partial(fn, *args, **kwargs): {suggested * 1e9:.1f} ns "
-        f"per call = {suggested / ten:.2%} of 10 µs (fn still runs in a nested C-level call)"
+        f"per call = {suggested / ten:.2%} of 10 µs (fn runs in a nested C-level call)"
     )
     print(
-        f"    itertools.repeat + fn(a) with the arguments unpacked once: {inline * 1e9:.1f} ns "
-        f"per call = {inline / ten:.2%} of 10 µs (a call CPython 3.11+ inlines)"
+        f"    range + a closure doing fn(*args, **kwargs): {(loop + closure) * 1e9:.1f} ns per "
+        f"call = {(loop + closure) / ten:.2%} of 10 µs"
     )
     closure_share, partial_share, inline_share = (
         statistics.median(r["loops"][name] for r in results)
@@ -523,9 +524,9 @@ def report(results: list[dict[str, Any]], tests: int, window: float) -> bool:
         "\nthe same loops outside pytest, with the ~10-µs function itself (60 x 4 interleaved "
         f"{window * 1e3:g}-ms batches per process; share of its time, median over processes):"
     )
-    print(f"  the fixture's loop, range + closure:       {closure_share:+.2%}")
-    print(f"  itertools.repeat + functools.partial:      {partial_share:+.2%}")
-    print(f"  itertools.repeat + fn(a), arguments bound: {inline_share:+.2%}")
+    print(f"  the fixture's loop, repeat + fn(a), arguments bound: {inline_share:+.2%}")
+    print(f"  before: itertools.repeat + functools.partial:        {partial_share:+.2%}")
+    print(f"  before that: range + closure:                        {closure_share:+.2%}")
     return ok
 
 

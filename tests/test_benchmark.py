@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -9,6 +10,7 @@ import traces
 from inner_runs import by_name
 
 from pytest_energy.measure.benchmark import calls_for_window, target_window
+from pytest_energy.measure.repeat import call_times
 
 PEDANTIC = """
 import pytest
@@ -391,3 +393,46 @@ def test_long_benchmarks_announce_themselves_only_on_a_terminal(
     result.stdout.fnmatch_lines(["energy: measuring *::test_long for about 4 s*"])
     result = pytester.runpytest_subprocess(*args, "-q")
     result.stdout.no_fnmatch_line("energy: measuring*")
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((), {}),
+        ((1,), {}),
+        ((1, "b"), {}),
+        ((1, "b", None), {}),
+        ((1, 2, 3, 4), {}),
+        ((1,), {"k": 5}),
+    ],
+)
+def test_a_round_calls_the_function_with_its_arguments_as_often_as_asked(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    # Rounds unpack a partial's arguments once (a call CPython inlines); every call must
+    # still be the one the test wrote, whatever the number of arguments or keywords.
+    seen: list[tuple[tuple[object, ...], dict[str, object]]] = []
+
+    def fn(*got: object, **named: object) -> None:
+        seen.append((got, named))
+
+    call_times(functools.partial(fn, *args, **kwargs), 7)
+    assert seen == [(args, kwargs)] * 7
+    seen.clear()
+    call_times(lambda: fn(*args, **kwargs), 3)  # not a partial: called as it is
+    assert seen == [(args, kwargs)] * 3
+    call_times(functools.partial(fn, *args, **kwargs), 0)
+    assert seen == [(args, kwargs)] * 3
+
+
+def test_an_exception_in_a_round_stops_it_where_it_was_raised() -> None:
+    calls: list[int] = []
+
+    def fn(limit: int) -> None:
+        calls.append(limit)
+        if len(calls) == limit:
+            raise ValueError("third call")
+
+    with pytest.raises(ValueError, match="third call"):
+        call_times(functools.partial(fn, 3), 10)
+    assert calls == [3, 3, 3]

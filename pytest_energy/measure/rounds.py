@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pytest_energy.measure.calibration import calibration_work
 from pytest_energy.measure.recorder import SessionRecorder
+from pytest_energy.measure.repeat import call_times
 from pytest_energy.measure.window import RESOLUTION_PERIODS
 from pytest_energy.meters import MeterError
 from pytest_energy.record import Benchmark, Round, RoundRole
@@ -67,8 +68,7 @@ class RoundRunner:
         if window is None:
             return None
         try:
-            for _ in itertools.repeat(None, calls):
-                call()
+            call_times(call, calls)
         except BaseException:
             window.abandon()
             raise
@@ -108,8 +108,7 @@ class RoundRunner:
             while done < calls:
                 count = min(chunk, calls - done)
                 started = time.perf_counter()
-                for _ in itertools.repeat(None, count):
-                    call()
+                call_times(call, count)
                 elapsed = time.perf_counter() - started
                 middle = meters.read()
                 matching = recorder.calibration_calls(elapsed * CALIBRATION_SHARE)
