@@ -57,8 +57,11 @@ user's installed plugin imports from cached bytecode).
 
 (d) Profile: an in-process ``cProfile`` run of the 2,000-test suite with ``--energy
     --energy-json``, the plugin's functions by cumulative time and all functions by own time:
-    where the next regression will show. Printed when a target is missed or with
-    ``--profile``.
+    where the next regression will show. Then garbage collection by phase (start and
+    collection, test loop, end), plain and with ``--energy --energy-json``, from a
+    ``gc.callbacks`` timer: a suite can end just before or just after a full collection, and
+    one more is tens of ms.
+    Printed when a target is missed or with ``--profile``.
 
 (e) The ops meter: the example suite (torch models) without ``--energy``, with the model
     meter and with the ops meter (``ops_meter_check.py``'s measurement), ``--ops-reps`` times
@@ -211,6 +214,38 @@ for key, where, title in (
     text = out.getvalue()
     print("PROFILE " + title)
     print(text[text.find("   ncalls"):])
+"""
+
+#: Full garbage collections by phase (a gc.callbacks timer): a suite of a given size can end
+#: just before or just after one, and one more full collection is tens of milliseconds.
+_GC_PROBE = """
+import gc, sys, time
+import pytest
+phase = ["start and collection"]
+spent = {}
+started = [0.0]
+def timer(event, info):
+    if event == "start":
+        started[0] = time.perf_counter()
+        return
+    key = (phase[0], info["generation"])
+    count, seconds = spent.get(key, (0, 0.0))
+    spent[key] = (count + 1, seconds + time.perf_counter() - started[0])
+class Phases:
+    def pytest_collection_finish(self):
+        phase[0] = "test loop"
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self):
+        phase[0] = "end"
+gc.callbacks.append(timer)
+pytest.main(sys.argv[1:], plugins=[Phases()])
+gc.callbacks.remove(timer)
+parts = []
+for where in ("start and collection", "test loop", "end"):
+    count, seconds = spent.get((where, 2), (0, 0.0))
+    young = sum(spent.get((where, g), (0, 0.0))[1] for g in (0, 1))
+    parts.append(f"{where} {count} full ({seconds * 1e3:.0f} ms), younger {young * 1e3:.0f} ms")
+print("GC " + "; ".join(parts))
 """
 
 
@@ -881,6 +916,15 @@ def profile(suite: Path, env: dict[str, str], json_path: Path) -> None:
     ):
         text = text.replace(prefix + "/", "")
     print(text)
+    print("\ngarbage collection by phase, one run each (gc.callbacks timer; full = generation 2):")
+    for label, args in (
+        ("plain", OFF_ARGS),
+        ("--energy --energy-json", (*ENERGY_ARGS, f"--energy-json={json_path}")),
+    ):
+        shutil.rmtree(suite / ".energy", ignore_errors=True)
+        _, output = run_child(["-c", _GC_PROBE, *BASE_ARGS, *args, str(suite)], suite, env)
+        lines = [line for line in output.splitlines() if line.startswith("GC ")]
+        print(f"  {label:<24} {lines[-1][3:] if lines else 'no figures'}")
 
 
 def ops_overhead(reps: int) -> None:
