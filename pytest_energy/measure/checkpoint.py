@@ -199,8 +199,7 @@ class Checkpoint:
         return self._read_tests()
 
     def _holds_the_tests(self, file: BinaryIO) -> bool:
-        info = os.fstat(file.fileno())
-        if (info.st_dev, info.st_ino) != self._identity or info.st_size != self._end:
+        if not self._as_left(os.fstat(file.fileno())):
             return False
         crc = 0
         for piece in self._pieces(file):
@@ -211,14 +210,17 @@ class Checkpoint:
         """The pieces, checked again as they are read: a file replaced or edited since
         :meth:`tests_text` looked is an error, never a copy of someone else's text."""
         with open(self.path, "rb") as file:
-            info = os.fstat(file.fileno())
             crc = 0
-            if (info.st_dev, info.st_ino) == self._identity and info.st_size == self._end:
+            if self._as_left(os.fstat(file.fileno())):
                 for piece in self._pieces(file):
                     crc = zlib.crc32(piece, crc)
                     yield piece.decode("ascii")
             if crc != self._tests_crc:
                 raise OSError(f"{self.path}: changed while its tests were read back")
+
+    def _as_left(self, info: os.stat_result) -> bool:
+        """Whether the file is the one this checkpoint wrote, of the length it left."""
+        return (info.st_dev, info.st_ino) == self._identity and info.st_size == self._end
 
     def _pieces(self, file: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
         """The tests' part of the file, a megabyte at a time."""
@@ -263,7 +265,7 @@ class Checkpoint:
             return False
         try:
             info = os.fstat(fd)
-            if (info.st_dev, info.st_ino) != self._identity or info.st_size != self._end:
+            if not self._as_left(info):
                 return False  # replaced or edited since: do not write into someone else's file
             encoded = appended_lines(results[self.tests :], self.tests)
             trailer = _trailer(rest)
