@@ -58,9 +58,10 @@ user's installed plugin imports from cached bytecode).
 (d) Profile: an in-process ``cProfile`` run of the 2,000-test suite with ``--energy
     --energy-json``, the plugin's functions by cumulative time and all functions by own time:
     where the next regression will show. Then garbage collection by phase (start and
-    collection, test loop, end), plain and with ``--energy --energy-json``, from a
-    ``gc.callbacks`` timer: a suite can end just before or just after a full collection, and
-    one more is tens of ms.
+    collection, test loop, end), plain and with ``--energy --energy-json``: collections
+    counted by ``gc.get_stats()`` at the phase edges and each phase's CPU time. A full
+    collection comes every eleventh of the middle ones, so a suite can end just before or
+    just after one, and one more is tens of ms (hundreds at 20,000 tests).
     Printed when a target is missed or with ``--profile``.
 
 (e) The ops meter: the example suite (torch models) without ``--energy``, with the model
@@ -221,30 +222,26 @@ for key, where, title in (
 _GC_PROBE = """
 import gc, sys, time
 import pytest
-phase = ["start and collection"]
-spent = {}
-started = [0.0]
-def timer(event, info):
-    if event == "start":
-        started[0] = time.perf_counter()
-        return
-    key = (phase[0], info["generation"])
-    count, seconds = spent.get(key, (0, 0.0))
-    spent[key] = (count + 1, seconds + time.perf_counter() - started[0])
+# Counted with gc.get_stats() at the phase edges, not with a gc.callbacks timer: a callback
+# makes CPython build an info dict per collection, and those allocations move when the
+# next collection comes (a timer showed a full collection in the test loop that a run
+# without it does not make).
+marks = []
+def mark(name):
+    marks.append((name, [g["collections"] for g in gc.get_stats()], time.process_time()))
 class Phases:
     def pytest_collection_finish(self):
-        phase[0] = "test loop"
+        mark("test loop")
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self):
-        phase[0] = "end"
-gc.callbacks.append(timer)
+        mark("end")
+mark("start and collection")
 pytest.main(sys.argv[1:], plugins=[Phases()])
-gc.callbacks.remove(timer)
+mark("")
 parts = []
-for where in ("start and collection", "test loop", "end"):
-    count, seconds = spent.get((where, 2), (0, 0.0))
-    young = sum(spent.get((where, g), (0, 0.0))[1] for g in (0, 1))
-    parts.append(f"{where} {count} full ({seconds * 1e3:.0f} ms), younger {young * 1e3:.0f} ms")
+for (where, before, t0), (_, after, t1) in zip(marks, marks[1:]):
+    young, middle, full = (b - a for a, b in zip(before, after))
+    parts.append(f"{where} {full} full, {young + middle} younger ({t1 - t0:.2f} s CPU)")
 print("GC " + "; ".join(parts))
 """
 
@@ -916,7 +913,7 @@ def profile(suite: Path, env: dict[str, str], json_path: Path) -> None:
     ):
         text = text.replace(prefix + "/", "")
     print(text)
-    print("\ngarbage collection by phase, one run each (gc.callbacks timer; full = generation 2):")
+    print("\ngarbage collection by phase, one run each (gc.get_stats(); full = generation 2):")
     for label, args in (
         ("plain", OFF_ARGS),
         ("--energy --energy-json", (*ENERGY_ARGS, f"--energy-json={json_path}")),

@@ -157,8 +157,10 @@ def results_chunks(record: RunRecord) -> Iterator[str]:
     yield "\n}\n"
 
 
-def appended_lines(tests: Sequence[TestResult], already: int) -> str:
+def appended_lines(
+    tests: Sequence[Any], already: int, encode: Callable[[Any], str] = encode_test
+) -> str:
     """The tests after ``already`` others, each with the separator before it."""
     return "".join(
-        ("\n" if already + n == 0 else ",\n") + encode_test(test) for n, test in enumerate(tests)
+        ("\n" if already + n == 0 else ",\n") + encode(test) for n, test in enumerate(tests)
     )

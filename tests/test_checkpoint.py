@@ -21,13 +21,14 @@ from inner_runs import by_name
 from records import hostile_record, run_record, sample_record, sample_tests
 
 from pytest_energy import cli, record_lines
-from pytest_energy.measure import checkpoint
+from pytest_energy.measure import checkpoint, recorder
 from pytest_energy.measure.checkpoint import (
     CHECKPOINT_ENV,
     INCOMPLETE_NOTICE,
     Checkpoint,
     results_chunks,
 )
+from pytest_energy.measure.rows import Row, RowShape
 from pytest_energy.record import RunRecord, TestResult, load, to_plain
 from pytest_energy.report.markdown import summary_markdown
 from pytest_energy.report.overview import overview
@@ -155,6 +156,7 @@ def test_a_run_encodes_each_test_once_for_its_results_file(
     # and writing the final file whole encoded every test again: checkpoints append, and
     # the final results finish the checkpoint file in place. The history's compressed
     # copy of the run reads the tests back from that file instead of encoding them again.
+    # Plain tests' lines come from their rows (measure.rows), the others' from records.
     encoded: list[str] = []
     whole: list[int] = []
     real_encode, real_to_json = record_lines.encode_test, RunRecord.to_json
@@ -167,7 +169,14 @@ def test_a_run_encodes_each_test_once_for_its_results_file(
         whole.append(len(record.tests))
         return real_to_json(record)
 
+    def row_line(shape: RowShape, row: Row) -> str:
+        encoded.append(shape.record(row).nodeid)
+        return real_row_line(shape, row)
+
+    real_row_line = RowShape.line
     monkeypatch.setattr(record_lines, "encode_test", encode)
+    monkeypatch.setattr(recorder, "encode_test", encode)
+    monkeypatch.setattr(RowShape, "line", row_line)
     monkeypatch.setattr(RunRecord, "to_json", to_json)
     pytester.makepyfile(
         test_thirty="import pytest\n\n@pytest.mark.parametrize('n', range(30))\n"

@@ -93,18 +93,39 @@ class SessionCarbon:
         The same figures as :func:`~pytest_energy.carbon.carbon_for`, without rebuilding
         the source text for each of a suite's tests.
         """
+        grams, embodied = self.figures(measurement.total_j, measurement.seconds)
         template = self._template
-        intensity, pue = template.intensity_g_per_kwh, template.pue
+        per_unit = (
+            None
+            if per_unit_j is None
+            else grams_co2e(per_unit_j, template.intensity_g_per_kwh, template.pue)
+        )
+        return self.with_figures(grams, embodied, per_unit)
+
+    def figures(self, joules: float, seconds: float) -> tuple[float, float | None]:
+        """Operational grams CO2e of ``joules``, and the device's embodied grams for
+        ``seconds`` (None without an embodied estimate)."""
+        template = self._template
         embodied = self.embodied
+        return (
+            grams_co2e(joules, template.intensity_g_per_kwh, template.pue),
+            None if embodied is None else embodied.grams(seconds),
+        )
+
+    def with_figures(
+        self, grams: float, embodied_grams: float | None, grams_per_unit: float | None = None
+    ) -> Carbon:
+        """The session's :class:`Carbon` record of these figures."""
+        template = self._template
         return Carbon(
-            grams=grams_co2e(measurement.total_j, intensity, pue),
-            intensity_g_per_kwh=intensity,
-            pue=pue,
+            grams=grams,
+            intensity_g_per_kwh=template.intensity_g_per_kwh,
+            pue=template.pue,
             source=template.source,
             year=template.year,
             region=template.region,
-            embodied_grams=None if embodied is None else embodied.grams(measurement.seconds),
-            grams_per_unit=None if per_unit_j is None else grams_co2e(per_unit_j, intensity, pue),
+            embodied_grams=embodied_grams,
+            grams_per_unit=grams_per_unit,
         )
 
     def header_line(self) -> str:

@@ -37,12 +37,13 @@ import json
 import os
 import stat
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+from pytest_energy import record_lines
 from pytest_energy.output_files import write_atomic_chunks, writes_through
 from pytest_energy.record import Idle, RunRecord, TestResult, Totals
 from pytest_energy.record_lines import appended_lines, rest_members, results_chunks
@@ -54,6 +55,7 @@ __all__ = [
     "RunningTotals",
     "checkpoint_interval",
     "results_chunks",
+    "totals_of",
 ]
 
 #: Seconds between checkpoints, overriding the recorder's default; 0 checkpoints every test.
@@ -94,12 +96,19 @@ class RunningTotals:
     def add(self, result: TestResult) -> None:
         measurement = result.measurement
         if measurement is not None:
-            self.measured += 1
-            self.joules += measurement.total_j
-            self.seconds += measurement.seconds
-            self.methods.add(measurement.method)
+            self.add_figures(measurement.total_j, measurement.seconds, measurement.method, None)
         if result.net_j is not None:
             self.net_joules += result.net_j
+            self.net_count += 1
+
+    def add_figures(self, joules: float, seconds: float, method: str, net_j: float | None) -> None:
+        """A measured test's figures (a row's: :mod:`pytest_energy.measure.rows`)."""
+        self.measured += 1
+        self.joules += joules
+        self.seconds += seconds
+        self.methods.add(method)
+        if net_j is not None:
+            self.net_joules += net_j
             self.net_count += 1
 
     def totals(self, idle: Idle | None) -> Totals:
@@ -110,6 +119,25 @@ class RunningTotals:
             watts=self.joules / self.seconds if self.seconds > 0 else 0.0,
             net_joules=self.net_joules if idle is not None and self.net_count else None,
         )
+
+
+def totals_of(results: Sequence[TestResult], idle: Idle | None) -> Totals:
+    """The session totals of finished results: the same sums as :class:`RunningTotals`."""
+    measured = [r.measurement for r in results if r.measurement is not None]
+    joules = sum(m.total_j for m in measured)
+    seconds = sum(m.seconds for m in measured)
+    net = [r.net_j for r in results if r.net_j is not None]
+    return Totals(
+        tests=len(measured),
+        joules=joules,
+        seconds=seconds,
+        watts=joules / seconds if seconds > 0 else 0.0,
+        net_joules=sum(net) if idle is not None and net else None,
+    )
+
+
+def _encode_test(test: TestResult) -> str:
+    return record_lines.encode_test(test)  # looked up at each call: tests count the lines
 
 
 def _trailer(rest: RunRecord) -> str:
@@ -123,8 +151,10 @@ def _trailer(rest: RunRecord) -> str:
 class Checkpoint:
     """The results file of a run in progress, grown by appending the finished tests."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, encode: Callable[[Any], str] | None = None) -> None:
         self.path = path
+        #: A result's line: the recorder's also takes rows (:mod:`..rows`).
+        self._encode = encode or _encode_test
         #: Tests in the file, where the first one starts and the last one ends (the
         #: trailer starts there), and the CRC-32 of the text between: what
         #: :meth:`tests_text` checks before anything reads the tests back.
@@ -138,7 +168,15 @@ class Checkpoint:
         self._trailer = ""
         #: The results in the file, in order: a finished run whose tests are these very
         #: objects is finished in place instead of encoded again.
-        self._written: list[TestResult] = []
+        self._written: list[object] = []
+
+    def adopt(self, entries: Sequence[object]) -> None:
+        """The records that the written rows became, at the same places in ``entries``
+        (a row is its index, an ``int``): the file holds them now."""
+        self._written = [
+            entries[index] if type(kept) is int and index < len(entries) else kept
+            for index, kept in enumerate(self._written)
+        ]
 
     def applies(self) -> bool:
         """Whether checkpoints make sense: a regular file, or a path not created yet.
@@ -150,7 +188,7 @@ class Checkpoint:
             return False
         return not os.path.exists(self.path) or os.path.isfile(self.path)
 
-    def write(self, results: Sequence[TestResult], rest: RunRecord) -> None:
+    def write(self, results: Sequence[object], rest: RunRecord) -> None:
         """Bring the file up to ``results``; ``rest`` is the record without its tests.
 
         Only ``results[self.tests:]`` is encoded; raises :class:`OSError` (the file is
@@ -233,10 +271,10 @@ class Checkpoint:
             left -= len(piece)
             yield piece
 
-    def _rewrite(self, results: Sequence[TestResult], rest: RunRecord) -> None:
+    def _rewrite(self, results: Sequence[object], rest: RunRecord) -> None:
         """The whole file, atomically: the first checkpoint, or one after a surprise."""
         self._identity = None
-        encoded = appended_lines(results, 0)
+        encoded = appended_lines(results, 0, self._encode)
         trailer = _trailer(rest)
         head = '{\n "schema_version": ' + json.dumps(rest.schema_version) + ',\n "tests": ['
         write_atomic_chunks(self.path, (head, encoded, trailer))
@@ -251,9 +289,7 @@ class Checkpoint:
         if stat.S_ISREG(info.st_mode) and info.st_size == self._end:
             self._identity = (info.st_dev, info.st_ino)
 
-    def _append(
-        self, results: Sequence[TestResult], rest: RunRecord, *, sync: bool = False
-    ) -> bool:
+    def _append(self, results: Sequence[object], rest: RunRecord, *, sync: bool = False) -> bool:
         """One ``pwrite`` of the new tests and a new trailer; False if the file changed.
 
         ``sync`` flushes the file to disk, as the atomic write of final results does.
@@ -267,7 +303,7 @@ class Checkpoint:
             info = os.fstat(fd)
             if not self._as_left(info):
                 return False  # replaced or edited since: do not write into someone else's file
-            encoded = appended_lines(results[self.tests :], self.tests)
+            encoded = appended_lines(results[self.tests :], self.tests, self._encode)
             trailer = _trailer(rest)
             # Shorter than the old trailer (totals can lose digits): pad with JSON
             # whitespace, so nothing of the old trailer is left after the new one.

@@ -125,11 +125,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     if not settings.enabled:
         return
-    from pytest_energy.plugin.energy_run import EnergyRun, ProtocolWindows
+    from pytest_energy.plugin.energy_run import EnergyRun
 
     run = EnergyRun.start(config, settings)
     config.pluginmanager.register(run, RUN_PLUGIN_NAME)
     if settings.scope == "protocol":
+        from pytest_energy.plugin.protocol_scope import ProtocolWindows
+
         config.pluginmanager.register(ProtocolWindows(run.recorder), "energy-protocol-scope")
 
 

@@ -9,7 +9,6 @@ pytest-xdist. The controller alone gates and writes files
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Generator, Mapping
 from dataclasses import replace
@@ -22,9 +21,11 @@ from pytest_energy.carbon.accounting import SessionCarbon
 from pytest_energy.config.marker import TestSettings, marker_options
 from pytest_energy.config.settings import SettingError, Settings
 from pytest_energy.measure.recorder import SessionRecorder
+from pytest_energy.measure.rows import Row, RowShape
 from pytest_energy.measure.window import EnergyWindow
 from pytest_energy.meters import MeterUnavailable
 from pytest_energy.plugin.session_end import SessionEnd
+from pytest_energy.plugin.session_start import check_history, prepare_energy_dir
 from pytest_energy.plugin.xdist import REPORT_KEY, XdistController, role
 from pytest_energy.record import (
     BudgetNote,
@@ -35,7 +36,6 @@ from pytest_energy.record import (
     from_plain,
     to_plain,
 )
-from pytest_energy.storage.history import History, HistoryError, HistoryLocked
 
 if TYPE_CHECKING:
     from pytest_energy.config.families import FamilySpec
@@ -81,6 +81,12 @@ class EnergyRun:
         self._worker = os.environ.get("PYTEST_XDIST_WORKER")
         #: The settings of every test without an ``energy`` marker: one shared object.
         self._unmarked: TestSettings | None = None
+        #: ``id()`` of the collected items without an ``energy`` marker. Not a stash entry:
+        #: the first entry makes an item's stash dict a container the garbage collector
+        #: tracks, and doing that to every item at collection made a 20,000-test run
+        #: one more full collection before its first test (issue 16). The items live
+        #: as long as the session, so their ids stay theirs.
+        self._unmarked_ids: set[int] = set()
         self.end = SessionEnd(config, settings, recorder, carbon, gate, self.family_specs)
 
     @classmethod
@@ -99,7 +105,7 @@ class EnergyRun:
         recorder.notices.extend(carbon.notices)
         try:
             if process_role != "worker":
-                _check_history(settings)
+                check_history(settings)
             baseline = None
             if settings.compare is not None or settings.history_baseline is not None:
                 from pytest_energy.gate.baseline import open_baseline
@@ -116,13 +122,26 @@ class EnergyRun:
                 "serially, with -n 0 or -p no:xdist"
             )
         if process_role != "worker":
-            _prepare_energy_dir(settings)
+            prepare_energy_dir(settings)
         gate = None
         if baseline is not None:
             from pytest_energy.gate.run_gate import RunGate
 
             gate = RunGate(settings, baseline)
         run = cls(config, settings, recorder, carbon, gate)
+        meters = recorder.meters
+        if process_role == "serial" and meters is not None and gate is None:
+            # A gated session gives every result a verdict, and a worker sends plain data:
+            # rows are for the session that keeps its plain results as they are.
+            shape = RowShape(
+                settings.scope,
+                meters.method,
+                meters.name_list,
+                carbon.with_figures,
+                _NO_BUDGET,
+                worker=run._worker,
+            )
+            recorder.keep_rows(shape)
         if process_role == "controller" and config.pluginmanager.hasplugin("xdist"):
             controller = XdistController(recorder.merge_worker, run.collect)
             config.pluginmanager.register(controller, "energy-xdist")
@@ -142,6 +161,8 @@ class EnergyRun:
         return DriftCheck(self._recorder)
 
     def test_settings(self, item: pytest.Item) -> TestSettings:
+        if id(item) in self._unmarked_ids:
+            return self._unmarked or self._test_settings({})
         if TEST_SETTINGS not in item.stash:
             item.stash[TEST_SETTINGS] = self._test_settings(marker_options(item))
         return item.stash[TEST_SETTINGS]
@@ -196,12 +217,14 @@ class EnergyRun:
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         inherited: dict[int, tuple[Any, list[pytest.Mark]]] = {}
+        unmarked = self._unmarked_ids
         try:
             for item in items:
                 marker = marker_options(item, inherited)
-                item.stash[TEST_SETTINGS] = self._test_settings(marker)
                 if not marker:
+                    unmarked.add(id(item))
                     continue  # the common case: nothing more to read or to check
+                item.stash[TEST_SETTINGS] = self._test_settings(marker)
                 if "max_gco2e" in marker:
                     self.carbon.check_budget(
                         marker["max_gco2e"], f"{item.nodeid}: @pytest.mark.energy"
@@ -295,8 +318,10 @@ class EnergyRun:
             if self._protocol_scope:
                 return
             settings = self.test_settings(item)
+            if not settings.budgets:
+                return  # the common case
             measurement = item.stash.get(MEASUREMENT, None)
-            if measurement is not None and settings.budgets:
+            if measurement is not None:
                 from pytest_energy.plugin import judging
 
                 item.stash[BUDGET_NOTES] = judging.window_budgets(
@@ -328,18 +353,44 @@ class EnergyRun:
                 item.stash[OUTCOME] = "skipped" if report.skipped else "error"
         elif when == "teardown":
             outcome = "error" if report.failed else item.stash.get(OUTCOME, "passed")
-            result = self._result(item, outcome)
+            row = self._row(item, outcome)
+            result = self._result(item, outcome) if row is None else None
             # The result holds the window now; an item outlives it (issue 16: what
             # the items keep, every full garbage collection walks), and a rerun of
             # the item must not find the last run's window.
             item.stash[MEASUREMENT] = None
-            if result is not None:
+            if row is not None:
+                self._add_row(row)
+            elif result is not None:
                 if self._recorder.role == "worker":
                     # Rides to the xdist controller on the report, as plain data.
                     report.__dict__[REPORT_KEY] = to_plain(result)
                 else:
                     self._add(result)
         return report
+
+    def _row(self, item: pytest.Item, outcome: str) -> Row | None:
+        """A plain test's result as a row (:mod:`pytest_energy.measure.rows`), or None
+        when it is not a plain test's: a benchmark, a budget, no measurement."""
+        shape = self._recorder.row_shape
+        if shape is None or self._recorder.failure is not None:
+            return None
+        stash = item.stash
+        measurement = stash.get(MEASUREMENT, None)
+        if measurement is None or BENCHMARK in stash or BUDGET_NOTES in stash:
+            return None
+        path, line, _ = item.location
+        grams, embodied = self.carbon.figures(measurement.total_j, measurement.seconds)
+        return shape.row(
+            item.nodeid,
+            path,
+            None if line is None else line + 1,
+            outcome,
+            measurement,
+            self._recorder.net_joules(measurement),
+            grams,
+            embodied,
+        )
 
     def _result(self, item: pytest.Item, outcome: str) -> TestResult | None:
         measurement = item.stash.get(MEASUREMENT, None)
@@ -405,6 +456,13 @@ class EnergyRun:
         if hook.get_hookimpls():
             hook(config=self.config, result=result)
 
+    def _add_row(self, row: Row) -> None:
+        recorder = self._recorder
+        recorder.add_row(row)
+        hook = self.config.hook.pytest_energy_test_result
+        if hook.get_hookimpls() and recorder.row_shape is not None:
+            hook(config=self.config, result=recorder.row_shape.record(row))
+
     # -- the end -----------------------------------------------------------------
 
     @pytest.hookimpl(tryfirst=True)
@@ -427,59 +485,3 @@ class EnergyRun:
         # tests about 0.15 s each, two of them; issue 16).
         self._recorder.close()
         self.end.record = None
-
-
-class ProtocolWindows:
-    """``--energy-scope=protocol``: each window spans setup, call and teardown.
-
-    A plugin of its own, registered only for that scope, so that the default scope
-    pays for no hook wrappers around setup and teardown.
-    """
-
-    def __init__(self, recorder: SessionRecorder) -> None:
-        self._recorder = recorder
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_setup(self, item: pytest.Item) -> Generator[None, object, object]:
-        item.stash[WINDOW] = self._recorder.open_window()
-        return (yield)
-
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_teardown(self, item: pytest.Item) -> Generator[None, object, object]:
-        try:
-            return (yield)
-        finally:
-            window = item.stash.get(WINDOW, None)
-            item.stash[MEASUREMENT] = self._recorder.close_window(window)
-
-
-def _prepare_energy_dir(settings: Settings) -> None:
-    """Create the energy folder with its ``.gitignore`` when an output goes into it.
-
-    Otherwise ``--energy-json=.energy/results.json`` on a fresh checkout makes the
-    folder with a plain ``mkdir`` and the history written there later is not ignored.
-    """
-    outputs = (settings.json, settings.html, settings.markdown)
-    energy_dir = os.path.abspath(settings.dir)
-    if os.path.exists(energy_dir) or not any(
-        path is not None and os.path.abspath(path).startswith(energy_dir + os.sep)
-        for path in outputs
-    ):
-        return
-    from pytest_energy.storage.energy_dir import prepare_directory
-
-    # On failure the writer that needs the folder says what is wrong, on one line.
-    with contextlib.suppress(OSError):
-        prepare_directory(settings.dir)
-
-
-def _check_history(settings: Settings) -> None:
-    """Refuse, before any test runs, a history path that holds someone else's file."""
-    if settings.history is None or not settings.history.exists():
-        return
-    try:
-        History(settings.history).check()
-    except HistoryLocked:
-        return  # another run is writing: this run is queued at the end if it still is
-    except HistoryError as exc:
-        raise SettingError(f"--energy-history: {exc}") from None

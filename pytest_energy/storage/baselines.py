@@ -30,7 +30,6 @@ import fcntl
 import math
 import os
 import re
-import statistics
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,6 +39,7 @@ from pytest_energy.config import defaults
 from pytest_energy.output_files import write_atomic
 from pytest_energy.record import RunRecord
 from pytest_energy.record_json import JSONInputError, parse_json
+from pytest_energy.stats import middle
 from pytest_energy.storage.baseline_file import (
     Baseline,
     BaselineEntry,
@@ -264,7 +264,7 @@ def baseline_entries(
             unit=unit,
             units_per_call=bench.units_per_call if bench else 1.0,
             samples=samples,
-            median=statistics.median(samples),
+            median=middle(samples),
             n=len(samples),
             calls_per_round=bench.calls_per_round if bench else 1,
             saved_at=saved_at,

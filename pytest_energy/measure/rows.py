@@ -1,0 +1,260 @@
+"""Plain tests' results, kept as rows of plain values until something reads them.
+
+A test's result is three records (the result, its measurement, its CO2e): objects that
+live, and that the garbage collector tracks, to the end of the session. Objects that
+live are what makes the collector run: every 700 more of them a young collection, every
+eleventh of those a full one that walks the whole heap. With records, 2,000 trivial
+tests ran 51 young collections and one full one (30-50 ms) where a plain run ran 42 and
+none; with rows, 43 and none (``gc.get_stats()`` around the test loop; issue 16).
+
+So the result of a plain test (measured; no benchmark, budget, gate or error, and not
+sent by an xdist worker) is kept as a :data:`Row`: its values appended to the shape's
+columns, one list per field, and its index there. No object the collector counts or
+tracks is made for it: a tuple per test, untracked by the collector at its first young
+collection, still counted towards the next one (and a tuple that holds any container,
+even an empty dict, is never untracked).
+
+The records are made when something reads the results (the session's end), equal to the
+ones the general path makes; a checkpoint writes a row's line from a template of the
+session's line, the same text as the record's line (``tests/test_rows.py`` checks both).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import re
+from collections.abc import Callable
+from typing import Any, TypeAlias
+
+from pytest_energy.record import BudgetNote, Carbon, Measurement, TestResult
+from pytest_energy.record_lines import encode_test
+
+#: A row: its index in the shape's columns.
+Row: TypeAlias = int
+#: A result as the recorder holds it: a record, or a row it stands for.
+Entry: TypeAlias = "TestResult | Row"
+#: Operational and embodied grams CO2e -> the session's :class:`Carbon` record.
+CarbonOf = Callable[[float, "float | None"], Carbon]
+
+#: A session has a handful of flag combinations; past this many, results stay records.
+_MAX_FLAG_LISTS = 64
+
+
+class RowShape:
+    """What every row of a session shares, and the two ways between rows and records."""
+
+    def __init__(
+        self,
+        scope: str,
+        method: str,
+        meters: list[str],
+        carbon_of: CarbonOf,
+        no_budget: list[BudgetNote],
+        worker: str | None = None,
+    ) -> None:
+        self._scope = scope
+        self.method = method
+        self._meters = meters
+        self._carbon_of = carbon_of
+        self._no_budget = no_budget
+        self._worker = worker
+        #: The measurements' shared flag lists, and each one's index by identity (the
+        #: lists live here, so their ids stay theirs).
+        self._flags: list[list[str]] = []
+        self._flag_index: dict[int, int] = {}
+        #: The joules' names, as the first measurement had them.
+        self._names: tuple[str, ...] | None = None
+        #: Each flag list as JSON, by index; and the line template, made on first use
+        #: (None until then; False when the session's line cannot be a template).
+        self._flags_text: list[str] = []
+        self._line: Callable[[Row], str] | bool | None = None
+        # The columns, a list per field, a row's values at its index.
+        self._nodeid: list[str] = []
+        self._file: list[str] = []
+        self._line_no: list[int | None] = []
+        self._outcome: list[str] = []
+        self._seconds: list[float] = []
+        self._total_j: list[float] = []
+        self._flag: list[int] = []
+        self._net_j: list[float | None] = []
+        self._grams: list[float] = []
+        self._embodied: list[float | None] = []
+        self._joules: list[list[float]] = []
+
+    def row(
+        self,
+        nodeid: str,
+        file: str,
+        line: int | None,
+        outcome: str,
+        measurement: Measurement,
+        net_j: float | None,
+        grams: float,
+        embodied_grams: float | None,
+    ) -> Row | None:
+        """The row of a plain test's result, or None when it must stay a record."""
+        if measurement.method != self.method or measurement.meters is not self._meters:
+            return None
+        flags = measurement.flags
+        index = self._flag_index.get(id(flags))
+        if index is None:
+            if len(self._flags) >= _MAX_FLAG_LISTS:
+                return None
+            index = self._flag_index[id(flags)] = len(self._flags)
+            self._flags.append(flags)
+            self._flags_text.append(json.dumps(flags))
+        joules = measurement.joules
+        if self._names is None:
+            self._names = tuple(joules)
+            self._joules = [[] for _ in self._names]
+        elif tuple(joules) != self._names:
+            return None
+        for column, value in zip(self._joules, joules.values(), strict=True):
+            column.append(value)
+        self._nodeid.append(nodeid)
+        self._file.append(file)
+        self._line_no.append(line)
+        self._outcome.append(outcome)
+        self._seconds.append(measurement.seconds)
+        self._total_j.append(measurement.total_j)
+        self._flag.append(index)
+        self._net_j.append(net_j)
+        self._grams.append(grams)
+        self._embodied.append(embodied_grams)
+        return len(self._nodeid) - 1
+
+    def figures(self, row: Row) -> tuple[float, float, str, float | None]:
+        """The row's joules, seconds, method and net joules: what the running totals add."""
+        return self._total_j[row], self._seconds[row], self.method, self._net_j[row]
+
+    def record(self, row: Row) -> TestResult:
+        """The record a row stands for."""
+        assert self._names is not None  # set by the first row
+        return TestResult(
+            nodeid=self._nodeid[row],
+            file=self._file[row],
+            line=self._line_no[row],
+            outcome=self._outcome[row],  # type: ignore[arg-type]
+            scope=self._scope,
+            measurement=Measurement(
+                seconds=self._seconds[row],
+                joules={
+                    name: column[row]
+                    for name, column in zip(self._names, self._joules, strict=True)
+                },
+                total_j=self._total_j[row],
+                method=self.method,
+                meters=self._meters,
+                flags=self._flags[self._flag[row]],
+            ),
+            net_j=self._net_j[row],
+            carbon=self._carbon_of(self._grams[row], self._embodied[row]),
+            budget=self._no_budget,
+            worker=self._worker,
+        )
+
+    def expand(self, entries: list[Entry]) -> None:
+        """Replace the rows in ``entries`` with their records, in place.
+
+        The records live to the session's end: made with the collector running, its young
+        collections (one every 700) walked and promoted them, and at 20,000 tests that
+        ended in one more full collection (~0.25 s). Made with it paused, they meet one
+        young collection. Nothing here makes cyclic garbage.
+        """
+        running = gc.isenabled()
+        gc.disable()
+        try:
+            for index, entry in enumerate(entries):
+                if type(entry) is int:
+                    entries[index] = self.record(entry)
+        finally:
+            if running:
+                gc.enable()
+
+    def line(self, row: Row) -> str:
+        """The row's line in the results file: the text of its record's line
+        (:func:`~pytest_energy.record_lines.encode_test`), without making the record."""
+        line = self._line
+        if line is None:
+            line = self._line = self._line_template()
+        numbers = (
+            self._seconds[row]
+            + self._total_j[row]
+            + self._grams[row]
+            + (self._net_j[row] or 0.0)
+            + (self._embodied[row] or 0.0)
+            + sum(column[row] for column in self._joules)
+        )
+        if line is False or numbers - numbers != 0.0:
+            # Infinity or NaN somewhere (the JSON writes null for it), or no template.
+            return encode_test(self.record(row))
+        assert callable(line)
+        return line(row)
+
+    def _line_template(self) -> Callable[[Row], str] | bool:
+        """A function that writes a row's line by filling the session's line template.
+
+        The template is the line of a record whose variable values are marker strings;
+        each marker becomes a ``%s`` filled with the value as the JSON encoder writes it
+        (``float.__repr__``, ``int.__repr__``, the ASCII string escape, ``null``).
+        """
+        names = self._names or ()
+        slots = {
+            "N": "_s(_nodeid[row])",
+            "F": "_s(_file[row])",
+            "L": "'null' if _line_no[row] is None else _i(_line_no[row])",
+            "O": "_s(_outcome[row])",
+            "S": "_f(_seconds[row])",
+            "T": "_f(_total_j[row])",
+            "G": "_flags_text[_flag[row]]",
+            "X": "'null' if _net_j[row] is None else _f(_net_j[row])",
+            "C": "_f(_grams[row])",
+            "E": "'null' if _embodied[row] is None else _f(_embodied[row])",
+            **{f"J{k}": f"_f(_joules_{k}[row])" for k in range(len(names))},
+        }
+
+        def marker(slot: str) -> Any:
+            return f"\x00{slot}\x00"
+
+        proto = TestResult(
+            nodeid=marker("N"),
+            file=marker("F"),
+            line=marker("L"),
+            outcome=marker("O"),
+            scope=self._scope,
+            measurement=Measurement(
+                seconds=marker("S"),
+                joules={name: marker(f"J{k}") for k, name in enumerate(names)},
+                total_j=marker("T"),
+                method=self.method,
+                meters=self._meters,
+                flags=marker("G"),
+            ),
+            net_j=marker("X"),
+            carbon=self._carbon_of(marker("C"), marker("E")),
+            budget=self._no_budget,
+            worker=self._worker,
+        )
+        # Each marker as the JSON encoder writes it; compiled here, once a session.
+        pieces = re.split(r'"\\u0000(\w+)\\u0000"', encode_test(proto))
+        found = pieces[1::2]
+        if sorted(found) != sorted(slots):
+            return False  # a marker lost or doubled: every line takes the record's path
+        template = "%s".join(piece.replace("%", "%%") for piece in pieces[0::2])
+        values = ", ".join(slots[slot] for slot in found)
+        source = f"def line(row):\n    return _template % ({values},)\n"
+        columns = ("_nodeid", "_file", "_line_no", "_outcome", "_seconds", "_total_j", "_flag")
+        scope: dict[str, Any] = {
+            "_template": template,
+            "_s": json.encoder.encode_basestring_ascii,
+            "_f": float.__repr__,
+            "_i": int.__repr__,
+            "_flags_text": self._flags_text,
+            **{name: getattr(self, name) for name in columns},
+            **{name: getattr(self, name) for name in ("_net_j", "_grams", "_embodied")},
+            **{f"_joules_{k}": column for k, column in enumerate(self._joules)},
+        }
+        exec(compile(source, "<row line>", "exec"), scope)  # made from the slot table above
+        function: Callable[[Row], str] = scope["line"]
+        return function

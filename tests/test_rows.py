@@ -1,0 +1,254 @@
+"""Plain tests' results kept as rows (``pytest_energy.measure.rows``), issue 16.
+
+A row stands for a record: the session's results, files and reports must be the same
+with rows as without them, and a row's line in the results file must be its record's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from pathlib import Path
+
+import pytest
+import traces
+
+from pytest_energy.measure.rows import RowShape
+from pytest_energy.record import Carbon, Measurement, load
+from pytest_energy.record_lines import encode_test
+from pytest_energy.storage.history import History
+
+pytest_plugins = ("pytester",)
+
+#: Every kind of outcome a plain test can have, a budget (a record, not a row), and node
+#: ids that need escaping in JSON and in %-formatting.
+INNER_TESTS = """
+import pytest
+
+@pytest.fixture
+def broken_teardown():
+    yield
+    raise RuntimeError("teardown fails")
+
+def test_pass():
+    pass
+
+def test_fail():
+    assert False
+
+def test_skip_in_body():
+    pytest.skip("not here")
+
+@pytest.mark.skip(reason="never")
+def test_skip_marked():
+    pass
+
+@pytest.mark.xfail(reason="known")
+def test_xfail():
+    assert False
+
+def test_teardown_error(broken_teardown):
+    pass
+
+@pytest.mark.energy(max_joules=1e9)
+def test_budget():
+    pass
+
+@pytest.mark.parametrize("n", ["\\u00e9\\u2603", "%s%%", 'q"uote\\\\'])
+def test_param(n):
+    pass
+"""
+
+
+def _trace(readings: int = 80) -> dict[str, object]:
+    """Counters that rise by uneven amounts at uneven times: idle before, the tests, idle after."""
+    rng = random.Random(16)
+    energies, times, counter, clock = [], [], 1000.0, 0.0
+    for _ in range(readings):
+        energies.append(counter)
+        times.append(clock)
+        counter += rng.uniform(0.1, 40.0) / 3.0
+        clock += rng.uniform(0.3, 2.0) / 7.0
+    return traces.trace(energies, times=times, domain="gpu:0")
+
+
+def _run(pytester: pytest.Pytester, trace: Path, name: str) -> pytest.RunResult:
+    return pytester.runpytest(
+        "--energy",
+        f"--energy-meter=replay:{trace}",
+        f"--energy-json={name}.json",
+        f"--energy-history={name}.sqlite",
+        "--energy-top=20",
+    )
+
+
+def _energy_section(result: pytest.RunResult) -> list[str]:
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if "= energy =" in line)
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("="))
+    return [line for line in lines[start:end] if not line.startswith(("results:", "history:"))]
+
+
+def test_a_session_with_rows_is_the_session_with_records(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_kinds=INNER_TESTS)
+    trace = traces.write(pytester.path / "trace.json", _trace())
+    with_rows = _run(pytester, trace, "rows")
+    made: list[str] = []
+    real_row = RowShape.row
+
+    def count(shape: RowShape, nodeid: str, *args: object) -> object:
+        made.append(nodeid)
+        return real_row(shape, nodeid, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RowShape, "row", count)
+    _run(pytester, trace, "counted")
+    monkeypatch.setattr(RowShape, "row", lambda *args: None)
+    without = _run(pytester, trace, "records")
+
+    outcomes = {"passed": 6, "failed": 1, "skipped": 2, "xfailed": 1, "errors": 1}
+    with_rows.assert_outcomes(**outcomes)
+    without.assert_outcomes(**outcomes)
+    # Every measured test but the one with a budget was a row.
+    assert len(made) == 8
+    assert not any("test_budget" in nodeid for nodeid in made)
+
+    rows, records = load(pytester.path / "rows.json"), load(pytester.path / "records.json")
+    assert rows.tests == records.tests
+    assert rows.session.totals == records.session.totals
+    assert any(t.net_j is not None for t in rows.tests)  # idle measured: net figures too
+    # The files hold the same lines, a test a line.
+    text = [
+        [
+            line
+            for line in (pytester.path / f"{name}.json").read_text().splitlines()
+            if "nodeid" in line
+        ]
+        for name in ("rows", "records")
+    ]
+    assert text[0] == text[1]
+    assert len(text[0]) == 9
+    assert History(pytester.path / "rows.sqlite").record(1).tests == rows.tests
+    assert _energy_section(with_rows) == _energy_section(without)
+
+
+def test_plain_tests_results_make_the_garbage_collector_run_no_more_than_a_plain_run(
+    pytester: pytest.Pytester,
+) -> None:
+    # What the rows are for: results that live to the end of the session without making
+    # the collector run more often than in a plain run. It runs a young collection every
+    # 700 more container objects alive, so what counts is the net number the test loop
+    # adds (counted with the collector off; records were 4 a test).
+    pytester.makeconftest(
+        """
+        import gc
+        import pytest
+
+        @pytest.hookimpl(wrapper=True, tryfirst=True)
+        def pytest_runtestloop(session):
+            gc.collect()
+            gc.disable()
+            before = gc.get_count()[0]
+            try:
+                return (yield)
+            finally:
+                print(f"NET {gc.get_count()[0] - before} NET")
+                gc.enable()
+        """
+    )
+
+    def net(tests: int, *args: str) -> int:
+        pytester.makepyfile(
+            test_many=f"import pytest\n\n@pytest.mark.parametrize('n', range({tests}))\n"
+            "def test_n(n): pass\n"
+        )
+        result = pytester.runpytest(*args, "-s", "-p", "no:randomly")
+        result.assert_outcomes(passed=tests)
+        (line,) = [line for line in result.stdout.lines if "NET " in line]
+        return int(line.split("NET ")[1].split()[0])  # the count between the markers
+
+    energy = ("--energy", "--energy-meter=model", "--energy-json=results.json")
+    # Per test: the difference between 400 and 200 tests, so that what a session
+    # allocates once (its checkpoint, its line template) does not count.
+    plain = net(400, "-p", "no:energy") - net(200, "-p", "no:energy")
+    measured = net(400, *energy) - net(200, *energy)
+    assert measured - plain < 200 / 4
+    assert len(load(pytester.path / "results.json").tests) == 200
+
+
+def _carbon_of(grams: float, embodied: float | None) -> Carbon:
+    return Carbon(
+        grams=grams,
+        intensity_g_per_kwh=472.94,
+        pue=1.25,
+        source="100% source (lifecycle)",
+        year=2024,
+        region="WORLD",
+        embodied_grams=embodied,
+    )
+
+
+def _number(rng: random.Random) -> float:
+    special = [0.0, -0.0, 5e-324, 1e308, -1e308, math.inf, -math.inf, math.nan, 1 / 3, 0.1]
+    if rng.random() < 0.15:
+        return rng.choice(special)
+    return rng.uniform(-1, 1) * 10 ** rng.randint(-30, 30)
+
+
+@pytest.mark.parametrize("names", [("cpu",), ("rapl:package", "nvml:gpu0")])
+def test_a_rows_line_is_its_records_line(names: tuple[str, ...]) -> None:
+    meters = ["model"] if len(names) == 1 else ["rapl", "nvml"]
+    shape = RowShape("call", "measured", meters, _carbon_of, [])
+    flag_lists: list[list[str]] = [["below_resolution"], [], ["concurrent", "wrapped"]]
+    nodeids = ["t.py::a[\u00e9\u2603]", 'x%s%%::y["q\\"]', "new\nline", ""]
+    rng = random.Random(1)
+    for _ in range(3000):
+        measurement = Measurement(
+            seconds=_number(rng),
+            joules={name: _number(rng) for name in names},
+            total_j=_number(rng),
+            method="measured",
+            meters=meters,
+            flags=rng.choice(flag_lists),
+        )
+        row = shape.row(
+            rng.choice(nodeids),
+            "t.py",
+            rng.choice([None, 0, 7, 10**20]),
+            rng.choice(["passed", "failed", "skipped", "error"]),
+            measurement,
+            rng.choice([None, _number(rng)]),
+            _number(rng),
+            rng.choice([None, _number(rng)]),
+        )
+        assert row is not None
+        record = shape.record(row)
+        # The same float objects: equal even when NaN (identity before ==).
+        assert record.measurement == measurement
+        assert shape.line(row) == encode_test(record)
+        json.loads(shape.line(row))  # one valid JSON document (non-finite written as null)
+
+
+def test_a_measurement_unlike_the_sessions_stays_a_record() -> None:
+    shape = RowShape("call", "modelled", ["model"], _carbon_of, [])
+
+    def measurement(**changes: object) -> Measurement:
+        fields: dict[str, object] = {
+            "seconds": 1.0,
+            "joules": {"cpu": 2.0},
+            "total_j": 2.0,
+            "method": "modelled",
+            "meters": shape._meters,
+            "flags": [],
+        }
+        fields.update(changes)
+        return Measurement(**fields)  # type: ignore[arg-type]
+
+    assert shape.row("a", "f", 1, "passed", measurement(), None, 0.0, None) is not None
+    # Another method, another meter list, other joules' names: records.
+    assert shape.row("a", "f", 1, "passed", measurement(method="measured"), None, 0.0, None) is None
+    assert shape.row("a", "f", 1, "passed", measurement(meters=["model"]), None, 0.0, None) is None
+    other = measurement(joules={"gpu": 2.0})
+    assert shape.row("a", "f", 1, "passed", other, None, 0.0, None) is None
