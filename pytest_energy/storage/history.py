@@ -231,10 +231,18 @@ class History(RunHistory):
         if not self.path.exists() and not self.path.parent.exists():
             prepare_directory(self.path.parent)
         with self._connection() as conn:
-            if not self._check_schema(conn):
-                self._create_schema(conn)
+            fresh = not self._check_schema(conn)
+            if fresh:
+                # WAL lets readers and one writer work at once; it cannot change inside a
+                # transaction, and is recorded in the file so later connections keep it.
+                conn.execute("PRAGMA journal_mode = WAL")
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                # Another session may have created the schema while we waited for the lock.
+                if fresh and not self._check_schema(conn):
+                    # In the same transaction as what follows: one commit, not two (0.7 ms
+                    # of the 3.6 ms a run's first history write took; issue 16).
+                    self._create_tables(conn)
                 yield _SqliteDatabase(conn)
                 conn.execute("COMMIT")
             except BaseException:
@@ -328,23 +336,12 @@ class History(RunHistory):
                 conn.execute("ROLLBACK")
             raise
 
-    def _create_schema(self, conn: sqlite3.Connection) -> None:
-        # WAL lets readers and one writer work at once; it cannot change inside a
-        # transaction, and is recorded in the file so later connections keep it.
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Another session may have created the schema while we waited for the lock.
-            if not self._check_schema(conn):
-                for statement in schema_statements(SQLITE):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+    def _create_tables(self, conn: sqlite3.Connection) -> None:
+        """The schema, inside the caller's transaction."""
+        for statement in schema_statements(SQLITE):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 class _SqliteDatabase:
