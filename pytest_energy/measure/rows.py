@@ -10,9 +10,10 @@ none; with rows, 43 and none (``gc.get_stats()`` around the test loop; issue 16)
 So the result of a plain test (measured; no benchmark, budget, gate or error, and not
 sent by an xdist worker) is kept as a :data:`Row`: its values appended to the shape's
 columns, one list per field, and its index there. No object the collector counts or
-tracks is made for it: a tuple per test, untracked by the collector at its first young
-collection, still counted towards the next one (and a tuple that holds any container,
-even an empty dict, is never untracked).
+tracks is made for it. (A tuple per test would not do: the collector stops tracking a
+tuple of plain values at its first young collection, but its allocation still counts
+towards the next one, and a tuple that holds any container, even an empty dict, stays
+tracked.)
 
 The records are made when something reads the results (the session's end), equal to the
 ones the general path makes; a checkpoint writes a row's line from a template of the
