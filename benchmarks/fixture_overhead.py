@@ -6,8 +6,10 @@ function's time for functions of 10 µs or more.
 What the overhead consists of. Inside a measured round the fixture runs
 ``for _ in itertools.repeat(None, calls): fn(a)`` (``pytest_energy.measure.repeat``: a
 partial's positional arguments, up to three and no keywords, are bound once; otherwise it
-calls the ``functools.partial`` itself); the round is one energy window, so the meters are
-read once when it opens and once when it closes. Per call that is:
+calls the ``functools.partial`` itself). With the model meter rounds are normalized
+(``--energy-normalize=auto``): the calls run in chunks of ~10 ms (``CHUNK_S``) that alternate
+with a calibration loop, and each chunk is one energy window, read when it opens and when it
+closes. Per call that is:
 
 * the loop: one ``itertools.repeat`` iteration;
 * the call ``fn(a)``, which CPython 3.11+ runs without a nested C-level interpreter call.
@@ -15,9 +17,10 @@ read once when it opens and once when it closes. Per call that is:
   ``fn(*args, **kwargs)`` (before that), ``fn`` runs in a nested C-level call, and in some
   processes (it depends on the memory layout the process happens to get) that makes the body
   of ``fn`` itself run ~1-3 % slower than when it is called directly;
-* the window edges (the closing meter read, which falls inside the window), amortised over the
-  calls of a round: a model-meter read costs a few µs and a default round (0.2 s with the model
-  meter) of a 10-µs function makes ~20,000 calls, so well under 1 ns per call.
+* the chunk edges, amortised over a chunk's calls: the closing meter read (a few µs, inside
+  the window) and the work's first calls after the calibration loop, which run cold. Measured
+  at ~8-13 µs per chunk, ~0.1 % of a 10-ms chunk (~10 ns per call of a 10-µs function); with 2-ms
+  chunks (before) this figure was +1.5 % at ~10 µs and +0.6 % at ~100 µs.
 
 Calibration and warm-up calls happen outside the rounds; they cost the test wall time but are
 not billed to the function, so they are not part of this figure.
@@ -47,9 +50,10 @@ Why rounds of 20 ms (``--energy-window=0.02 --energy-rounds=1``) rather than the
 0.2 s. On a shared machine (2 vCPUs, other jobs running) the speed of the same loop swings by
 tens of % between consecutive 0.2-s batches, in CPU time as much as in wall time, so comparing
 whole runs cannot resolve 1 %. Bare loops and rounds 20 ms long, adjacent in time and repeated
-hundreds of times, can. The per-call path inside a round is the default one; only the window
-edges are spread over 10x fewer calls than with the default window, which makes the figure
-conservative by about 1 ns per call.
+hundreds of times, can. The per-call path inside a round is the default one, and so are the
+chunks (two of ~10 ms per 20-ms round, as in a 0.2-s round's twenty): only the round's own
+start and end are spread over 10x fewer calls, which makes the figure conservative by a few
+ns per call.
 
 The script also times the parts one by one (the fixture's loop and call, the meter read) and,
 for comparison, the earlier loops (a partial, a closure). Last, in every process, it times the
@@ -495,14 +499,15 @@ def report(results: list[dict[str, Any]], tests: int, window: float) -> bool:
     if read is None:
         print("  model meter read: n/a (pytest_energy.meters API changed)")
     else:
-        default_calls = round(0.2 / ten)
-        used = statistics.median(r["sizes"][SIZES[0][0]]["calls"] for r in results)
+        from pytest_energy.measure.rounds import CHUNK_S
+
+        chunk_calls = max(1, round(CHUNK_S / ten))
         print(
-            f"  model meter read: {read * 1e6:.2f} µs, one inside each window; per call of a "
-            f"10-µs function: {read / used * 1e9:.2f} ns in these rounds, "
-            f"{read / default_calls * 1e9:.2f} ns in a default 0.2-s round"
+            f"  model meter read: {read * 1e6:.2f} µs, one inside each ~{CHUNK_S * 1e3:g}-ms "
+            f"chunk's window; per call of a 10-µs function: {read / chunk_calls * 1e9:.2f} ns "
+            f"(the cold start after each calibration loop is not in this sum)"
         )
-        total += read / default_calls
+        total += read / chunk_calls
     print(
         f"  sum with default rounds: {total * 1e9:.1f} ns per call = {total / ten:.2%} of 10 µs, "
         f"{total / SIZES[1][1]:.2%} of 100 µs (without the layout effect on fn's own body)"

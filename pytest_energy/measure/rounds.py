@@ -12,7 +12,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pytest_energy.measure.calibration import calibration_work
 from pytest_energy.measure.recorder import SessionRecorder
@@ -22,8 +22,15 @@ from pytest_energy.meters import MeterError
 from pytest_energy.record import Benchmark, Round, RoundRole
 from pytest_energy.stats import summarize
 
-#: Work and calibration alternate in chunks of about this long when normalizing.
-CHUNK_S = 0.002
+if TYPE_CHECKING:
+    from pytest_energy.meters.base import Reading
+
+#: Work and calibration alternate in chunks of about this long when normalizing. Each
+#: chunk's edges cost the work ~10 µs (the closing read, and the work's first calls after
+#: the calibration loop has evicted its caches): +1.5 % of a 10-µs function's time with
+#: 2-ms chunks, +0.5 % with 10-ms ones (``benchmarks/fixture_overhead.py``), while the
+#: normalized spread was the same from 2 to 20 ms (``benchmarks/README.md``).
+CHUNK_S = 0.01
 #: Calibration time per unit of work time in a normalized round. Matching the work
 #: one for one doubles a round's length; half as much measured slightly worse in
 #: benchmarks/model_gate_check.py (8/10 regressions caught against 9-10/10).
@@ -89,42 +96,53 @@ class RoundRunner:
         """A round whose calls alternate, chunk by chunk, with the calibration workload.
 
         On a shared VM the CPU time of the same work jumps by half within seconds
-        (an SMT sibling gets busy, the clock changes); measured here, alternating
+        (an SMT neighbour gets busy, the clock changes); measured here, alternating
         ~2-ms chunks of work and of a fixed calibration loop brought the CV of their
         ratio from 21 % to 0.7 %. The round keeps the work's joules and records the
         calibration's joules per call next to them.
+
+        Between a chunk's opening and closing readings runs nothing but its calls:
+        the readings are kept and summed after the round, so no bookkeeping is billed
+        to the work; what is left of a chunk's edge is the closing read and the cold
+        start after the calibration loop (see :data:`CHUNK_S`).
         """
         recorder = self._recorder
         meters = recorder.meters
         if meters is None or recorder.failure is not None:
             return None
+        read = meters.read
         chunk = max(1, min(calls, self._chunk_calls))
-        work = dict.fromkeys([d.name for d in meters.domains], 0.0)
-        calibration_j = 0.0
-        calibration_calls = seconds = 0.0
-        done = 0
+        # readings[0] opens the first chunk; then, per chunk, its closing reading
+        # (which opens the calibration) and the calibration's closing reading
+        # (which opens the next chunk).
+        readings: list[Reading] = []
+        calibration_calls = done = 0
         try:
-            before = meters.read()
+            opened = read()
+            readings.append(opened)
             while done < calls:
                 count = min(chunk, calls - done)
-                started = time.perf_counter()
                 call_times(call, count)
-                elapsed = time.perf_counter() - started
-                middle = meters.read()
-                matching = recorder.calibration_calls(elapsed * CALIBRATION_SHARE)
+                closed = read()
+                readings.append(closed)
+                matching = recorder.calibration_calls((closed.t - opened.t) * CALIBRATION_SHARE)
+                calibration_calls += matching
                 for _ in itertools.repeat(None, matching):
                     calibration_work()
-                after = meters.read()
-                for name in work:
-                    work[name] += middle.joules[name] - before.joules[name]
-                calibration_j += sum(after.joules.values()) - sum(middle.joules.values())
-                seconds += middle.t - before.t
-                calibration_calls += matching
+                opened = read()
+                readings.append(opened)
                 done += count
-                before = after
         except MeterError as exc:
             recorder.fail(str(exc))
             return None
+        work = dict.fromkeys([d.name for d in meters.domains], 0.0)
+        calibration_j = seconds = 0.0
+        for index in range(0, len(readings) - 1, 2):
+            start, middle, end = readings[index : index + 3]
+            for name in work:
+                work[name] += middle.joules[name] - start.joules[name]
+            calibration_j += sum(end.joules.values()) - sum(middle.joules.values())
+            seconds += middle.t - start.t
         flags = ["concurrent"] if recorder.concurrent else []
         if seconds < RESOLUTION_PERIODS * meters.update_period_s:
             flags.append("below_resolution")
