@@ -27,9 +27,10 @@ if TYPE_CHECKING:
 
 #: Work and calibration alternate in chunks of about this long when normalizing. Each
 #: chunk's edges cost the work ~10 µs (the closing read, and the work's first calls after
-#: the calibration loop has evicted its caches): +1.5 % of a 10-µs function's time with
-#: 2-ms chunks, +0.5 % with 10-ms ones (``benchmarks/fixture_overhead.py``), while the
-#: normalized spread was the same from 2 to 20 ms (``benchmarks/README.md``).
+#: the calibration loop has evicted its caches): ~0.6 % of its time with 2-ms chunks, ~0.1 %
+#: with 10-ms ones (``benchmarks/fixture_overhead.py``: +1.56 % against +0.50 % and +1.23 %
+#: at 10 µs a call), while the normalized spread was the same from 2 to 20 ms
+#: (``benchmarks/README.md``).
 CHUNK_S = 0.01
 #: Calibration time per unit of work time in a normalized round. Matching the work
 #: one for one doubles a round's length; half as much measured slightly worse in
