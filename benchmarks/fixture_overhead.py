@@ -19,8 +19,8 @@ closes. Per call that is:
   of ``fn`` itself run ~1-3 % slower than when it is called directly;
 * the chunk edges, amortised over a chunk's calls: the closing meter read (a few µs, inside
   the window) and the work's first calls after the calibration loop, which run cold. Measured
-  at ~8-13 µs per chunk, ~0.1 % of a 10-ms chunk (~10 ns per call of a 10-µs function); with 2-ms
-  chunks (before) this figure was +1.5 % at ~10 µs and +0.6 % at ~100 µs.
+  at ~8-13 µs per chunk, ~0.1 % of a 10-ms chunk (~10 ns per call of a 10-µs function); with
+  the 2-ms chunks before, ~0.6 % (the whole figure was then +1.5 % at ~10 µs).
 
 Calibration and warm-up calls happen outside the rounds; they cost the test wall time but are
 not billed to the function, so they are not part of this figure.

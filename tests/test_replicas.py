@@ -66,9 +66,8 @@ def test_a_replica_runs_its_parents_settings_and_writes_only_its_results(
 
 
 def test_each_process_can_play_its_own_trace(replay) -> None:
-    replay(traces.windows((1.0, 1.0)), "t-0.json")
-    replay(traces.windows((7.0, 1.0)), "t-3.json")
     written = replay(traces.windows((1.0, 1.0)), "t-0.json")
+    replay(traces.windows((7.0, 1.0)), "t-3.json")
     # Only the file's name: the folder can hold "t-0" too (pytest's "pytest-0").
     path = written.with_name("t-{process}.json")
     spec = parse_meter_spec(f"replay:{path}")
