@@ -149,6 +149,16 @@ def test_the_database_uses_wal_and_a_versioned_schema(history: History) -> None:
     assert query(history.path, "PRAGMA integrity_check") == [("ok",)]
 
 
+def test_a_written_run_is_in_the_main_file_once_the_writer_closes(history: History) -> None:
+    # Commits sync only at checkpoints (synchronous = NORMAL); closing checkpoints, so
+    # a run is durable when add_run returns, and copying history.sqlite alone keeps it.
+    history.add_run(run([plain("t.py::test_a", 3.0)]))
+    assert not history.path.with_name(history.path.name + "-wal").exists()
+    copy = history.path.with_name("copy.sqlite")
+    copy.write_bytes(history.path.read_bytes())
+    assert query(copy, "SELECT count(*) FROM runs") == [(1,)]
+
+
 def test_creating_the_folder_writes_its_gitignore(history: History) -> None:
     history.append(run([plain("t.py::test_a", 3.0)]))
     assert "history.sqlite*" in (history.path.parent / ".gitignore").read_text(encoding="utf-8")
