@@ -150,8 +150,9 @@ def test_the_database_uses_wal_and_a_versioned_schema(history: History) -> None:
 
 
 def test_a_written_run_is_in_the_main_file_once_the_writer_closes(history: History) -> None:
-    # Commits sync only at checkpoints (synchronous = NORMAL); closing checkpoints, so
-    # a run is durable when add_run returns, and copying history.sqlite alone keeps it.
+    # Commits sync only at checkpoints (synchronous = NORMAL); closing the last connection
+    # checkpoints, so with no other reader a run is durable when add_run returns, and
+    # copying history.sqlite alone keeps it.
     history.add_run(run([plain("t.py::test_a", 3.0)]))
     assert not history.path.with_name(history.path.name + "-wal").exists()
     copy = history.path.with_name("copy.sqlite")

@@ -77,10 +77,11 @@ PENDING_SUFFIX = ".pending"
 SERIES_POINTS = 20
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
-#: In WAL mode, NORMAL syncs at each checkpoint (here, when a run closes the file)
-#: instead of at each commit: the file is never corrupted, and a power cut can lose
-#: at most the runs written since the last checkpoint. FULL's extra syncs cost a run
-#: ~1 ms on a fast disk and 5-10 ms on a VM's (issue 16).
+#: In WAL mode, NORMAL syncs at each checkpoint instead of at each commit: the file is
+#: never corrupted, and a power cut can lose the runs written since the last checkpoint,
+#: which SQLite runs when the last open connection closes (normally the writing session's
+#: own, at its end). FULL's extra syncs cost a run 1-2 ms on a VM's disk, and a first run
+#: ~15 ms with the syncs of the new file's switch to WAL (issue 16).
 _SYNCHRONOUS = "PRAGMA synchronous = NORMAL"
 
 
