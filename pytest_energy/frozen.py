@@ -5,7 +5,8 @@ each generated method (``__init__``, ``__repr__``, ``__eq__``, ``__hash__``, ``_
 ``__delattr__``) with its own ``exec``. The package defines about eighty frozen records, and
 that compiling was two thirds of what ``pytest --energy`` added to a one-test run (about 40 ms
 of 60 ms of imports, measured with ``benchmarks/overhead.py`` on this project's 2-core VM).
-Here only ``__init__`` is compiled, on the class's first instance; equality, hashing,
+Here only ``__init__`` is compiled, and only for a class that makes more than a couple of
+instances (the first ones bind their arguments in shared Python code); equality, hashing,
 ``repr`` and immutability are shared functions that read the class's field names. The
 fields are real ``dataclasses.Field`` objects in ``__dataclass_fields__``, so
 ``dataclasses.fields``, ``replace``, ``asdict`` and ``is_dataclass`` work as before; they
@@ -43,9 +44,12 @@ else:  # Python 3.10: the marker only informs type checkers
 T = TypeVar("T")
 
 #: The parameters ``dataclass(init=False, repr=False, eq=False)`` records, as before;
-#: the methods they would leave out are the shared ones below.
+#: the methods they would leave out are the shared ones below. The template has a
+#: docstring: without one the decorator writes one from ``inspect.signature(cls)``, and
+#: the signature of a class without ``__init__`` parses ``object``'s text signature, 3-5 ms
+#: on the 2-vCPU VM, the first time in a process (issue 16).
 _PARAMS = dataclasses.dataclass(init=False, repr=False, eq=False)(
-    type("_Template", (), {})
+    type("_Template", (), {"__doc__": "The parameters' template."})
 ).__dataclass_params__  # type: ignore[attr-defined]
 #: The mark of a real field, as ``dataclasses.fields`` tests it (Python 3.7 to 3.14).
 _FIELD_KIND = dataclasses._FIELD  # type: ignore[attr-defined]
@@ -119,23 +123,84 @@ def _collect_fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
     return fields
 
 
+#: Instances a class makes through the interpreted ``__init__`` before it compiles its own.
+#: Compiling costs ~20 µs a field (0.15-0.35 ms a record), and of the ~26 record classes a
+#: one-test ``--energy`` run makes, most make a few instances a session (the run record,
+#: its session, machine and totals, the four carbon datasets): compiled, they were ~4 ms
+#: of what ``--energy`` costs a process (issue 16). Binding in Python costs ~4 µs more an
+#: instance (Measurement: 5.7 µs against 1.7 µs), so compiling pays from ~40 instances;
+#: the per-test records pass this count within the first tests.
+COMPILE_AFTER = 16
+
+
 def _compile_on_first_call(
     cls: type, fields: tuple[dataclasses.Field[Any], ...]
 ) -> Callable[..., None]:
-    """An ``__init__`` that compiles the real one, puts it on ``cls`` and calls it.
-
-    Compiling is ~0.1 ms a class, and a run with ``--energy`` loads ~45 record
-    classes of which it creates ~15 (verdicts, baselines and reports are for
-    other runs): compiling them all was a quarter of the plugin's import time.
-    """
+    """An ``__init__`` that binds its arguments itself for the first instances, then
+    compiles the real one (:data:`COMPILE_AFTER`), puts it on ``cls`` and calls it."""
+    interpreted = _interpreted_init(cls, fields)
+    made = 0
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        nonlocal made
+        if made < COMPILE_AFTER:
+            made += 1
+            interpreted(self, args, kwargs)
+            return
         compiled = _init(cls, fields)
         type.__setattr__(cls, "__init__", compiled)
         compiled(self, *args, **kwargs)
 
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
     return __init__
+
+
+def _interpreted_init(
+    cls: type, fields: tuple[dataclasses.Field[Any], ...]
+) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], None]:
+    """What the compiled ``__init__`` does, with the arguments bound here, as Python would."""
+    where = f"{cls.__qualname__}.__init__()"
+    params = [f for f in fields if f.init]
+    names = {f.name for f in params}
+    post_init = hasattr(cls, "__post_init__")
+
+    def init(self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if len(args) > len(params):
+            raise TypeError(
+                f"{where} takes {len(params) + 1} positional arguments "
+                f"but {len(args) + 1} were given"
+            )
+        given = {f.name: value for f, value in zip(params, args, strict=False)}  # fewer args
+        for name, value in kwargs.items():
+            if name not in names:
+                raise TypeError(f"{where} got an unexpected keyword argument {name!r}")
+            if name in given:
+                raise TypeError(f"{where} got multiple values for argument {name!r}")
+            given[name] = value
+        missing = [
+            f.name
+            for f in params
+            if f.name not in given
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ]
+        if missing:
+            listed = ", ".join(repr(name) for name in missing)
+            raise TypeError(f"{where} missing {len(missing)} required argument(s): {listed}")
+        for f in fields:
+            if f.init and f.name in given:
+                value = given[f.name]
+            elif f.default_factory is not dataclasses.MISSING:
+                value = f.default_factory()
+            elif f.default is not dataclasses.MISSING:
+                value = f.default
+            else:
+                continue  # init=False without a default: never set, as with dataclasses
+            object.__setattr__(self, f.name, value)
+        if post_init:
+            self.__post_init__()
+
+    return init
 
 
 def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[..., None]:

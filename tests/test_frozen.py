@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import pytest
 
+from pytest_energy import frozen as frozen_module
 from pytest_energy.frozen import frozen
 
 
@@ -122,6 +123,82 @@ def test_post_init_runs_and_inheritance_keeps_base_fields() -> None:
 def test_a_missing_argument_is_a_type_error_as_with_dataclasses() -> None:
     with pytest.raises(TypeError, match="name"):
         Window()  # type: ignore[call-arg]
+
+
+def _fresh_window() -> type[Window]:
+    """A class like Window that has made no instance yet (each class compiles its own
+    ``__init__`` after :data:`~pytest_energy.frozen.COMPILE_AFTER` instances)."""
+
+    @frozen
+    class Fresh:
+        name: str
+        joules: float = 0.0
+        tags: list[str] = field(default_factory=list)
+        note: str = field(default="", compare=False)
+        derived: int = field(init=False, default=7)
+
+    return Fresh  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        (("w",), {}),
+        (("w", 2.0), {"note": "n"}),
+        ((), {"name": "w", "tags": ["t"]}),
+        (("w", 1.0, ["a"], "n"), {}),
+    ],
+)
+def test_the_first_instances_and_the_compiled_ones_are_built_alike(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    fresh = _fresh_window()
+    first_init = fresh.__init__
+    made = [fresh(*args, **kwargs) for _ in range(frozen_module.COMPILE_AFTER + 2)]
+    assert fresh.__init__ is not first_init  # compiled along the way
+    expected = Reference(*args, **kwargs)  # type: ignore[arg-type]
+    for record in made:
+        assert dataclasses.asdict(record) == dataclasses.asdict(expected)
+        assert repr(record).replace(fresh.__qualname__, "Reference") == repr(expected)
+    if len(args) < 3 and "tags" not in kwargs:
+        assert made[0].tags is not made[1].tags  # a new list from the factory each time
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((), {}, "missing 1 required"),
+        (("w", 1.0, [], "n", 3), {}, "positional arguments but 6 were given"),
+        (("w",), {"watts": 1.0}, "unexpected keyword argument 'watts'"),
+        (("w",), {"name": "v"}, "multiple values for argument 'name'"),
+        (("w",), {"derived": 1}, "unexpected keyword argument 'derived'"),
+    ],
+)
+def test_bad_arguments_are_type_errors_before_and_after_compiling(
+    args: tuple[object, ...], kwargs: dict[str, object], message: str
+) -> None:
+    fresh = _fresh_window()
+    for _ in range(frozen_module.COMPILE_AFTER + 2):
+        with pytest.raises(TypeError, match=message):
+            fresh(*args, **kwargs)
+        with pytest.raises(TypeError):
+            Reference(*args, **kwargs)  # type: ignore[arg-type]
+        fresh("ok")  # moves the class towards its compiled __init__
+
+
+def test_post_init_runs_on_the_first_instances_too() -> None:
+    @frozen
+    class Positive:
+        value: float
+
+        def __post_init__(self) -> None:
+            if self.value < 0:
+                raise ValueError("negative")
+
+    for _ in range(frozen_module.COMPILE_AFTER + 2):
+        with pytest.raises(ValueError, match="negative"):
+            Positive(-1.0)
+        assert Positive(2.0).value == 2.0
 
 
 def _described(cls: type) -> list[tuple[object, ...]]:

@@ -430,6 +430,23 @@ def test_a_version_1_history_is_upgraded_in_place(history: History) -> None:
     assert history.last_runs(H100, "main", 5) == {"t.py::test_a": [4.0]}
 
 
+def test_a_version_4_history_gets_the_tests_index_by_run(history: History) -> None:
+    history.append(run([plain("t.py::test_a", 3.0), plain("t.py::test_b", 5.0)]))
+    with closing(sqlite3.connect(history.path)) as conn:
+        conn.execute("DROP INDEX tests_by_run")
+        conn.execute("CREATE INDEX tests_by_nodeid ON tests (nodeid, run_id)")
+        conn.execute("PRAGMA user_version = 4")
+        conn.commit()
+    history.append(run([plain("t.py::test_a", 4.0)]))
+    indexes = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tests'"
+    assert query(history.path, indexes) == [
+        ("tests_by_run", "CREATE INDEX tests_by_run ON tests (run_id, nodeid)")
+    ]
+    assert query(history.path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert [p.per_unit for p in history.trend("t.py::test_a")] == [3.0, 4.0]
+    assert history.last_runs(H100, "main", 5) == {"t.py::test_a": [3.0, 4.0], "t.py::test_b": [5.0]}
+
+
 def test_a_run_is_stored_compressed_and_a_version_2_text_row_still_reads(
     history: History,
 ) -> None:

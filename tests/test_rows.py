@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import traces
 
+from pytest_energy.measure.recorder import SessionRecorder
 from pytest_energy.measure.rows import RowShape
+from pytest_energy.meters.model import ModelMeter
 from pytest_energy.record import Carbon, Measurement, load
 from pytest_energy.record_lines import encode_test
 from pytest_energy.storage.history import History
@@ -132,6 +134,95 @@ def test_a_session_with_rows_is_the_session_with_records(
     assert len(text[0]) == 9
     assert History(pytester.path / "rows.sqlite").record(1).tests == rows.tests
     assert _energy_section(with_rows) == _energy_section(without)
+
+
+#: The model meter made deterministic: CPU time and the clock advance by fixed steps at
+#: each read, so that two sessions read the same numbers in the same order. The steps
+#: give windows that are long and short (under 10 periods of 10 ms), with and without
+#: CPU time: every flag a model window can get.
+DETERMINISTIC_MODEL = """
+import itertools
+from pytest_energy.meters import model
+
+_cpu_steps = itertools.cycle([0.0, 0.004, 0.25, 0.0, 0.03, 0.0])
+_clock_steps = itertools.cycle([0.01, 0.2, 0.05, 0.5, 0.002])
+_cpu, _clock = [100.0], [5000.0]
+
+def _cpu_seconds():
+    _cpu[0] += next(_cpu_steps)
+    return _cpu[0]
+
+def _time():
+    _clock[0] += next(_clock_steps)
+    return _clock[0]
+
+model.process_cpu_seconds = _cpu_seconds
+model.clock = _time
+"""
+
+
+def test_the_model_meters_windows_read_as_edges_are_the_windows_read_as_records(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With the model meter alone, a plain test's window is two (time, joules) edges and
+    # its row is written from their numbers (SessionRecorder.plain_meter). The session
+    # must be the one the general path (readings, window, measurement) gives.
+    pytester.makeconftest(DETERMINISTIC_MODEL)
+    pytester.makepyfile(test_kinds=INNER_TESTS)
+
+    def run(name: str) -> pytest.RunResult:
+        return pytester.runpytest_inprocess(
+            "--energy",
+            "--energy-meter=model",
+            "--energy-embodied=server",
+            f"--energy-json={name}.json",
+            f"--energy-history={name}.sqlite",
+            "--energy-top=20",
+            "-p",
+            "no:randomly",
+        )
+
+    read: list[int] = []
+    real_edge = ModelMeter.edge
+
+    def edge(meter: ModelMeter) -> tuple[float, float]:
+        read.append(1)
+        return real_edge(meter)
+
+    with monkeypatch.context() as patch:  # not undo(): pytester's own patches stay
+        patch.setattr(ModelMeter, "edge", edge)
+        patch.setattr(ModelMeter, "read", lambda meter: pytest.fail("read a Reading"))
+        edges = run("edges")
+    monkeypatch.setattr(SessionRecorder, "plain_meter", lambda recorder: None)
+    windows = run("windows")
+
+    outcomes = {"passed": 6, "failed": 1, "skipped": 2, "xfailed": 1, "errors": 1}
+    edges.assert_outcomes(**outcomes)
+    windows.assert_outcomes(**outcomes)
+    assert len(read) == 2 * 9  # every measured window, the budgeted test's too
+    with_edges, with_windows = (
+        load(pytester.path / "edges.json"),
+        load(pytester.path / "windows.json"),
+    )
+    assert with_edges.tests == with_windows.tests
+    assert with_edges.session.totals == with_windows.session.totals
+    flags = {tuple(t.flags) for t in with_edges.tests if t.measurement}
+    assert flags == {(), ("below_resolution",), ("uncounted",)}
+    assert all(t.carbon and t.carbon.embodied_grams for t in with_edges.tests if t.measurement)
+    budget = next(t for t in with_edges.tests if "test_budget" in t.nodeid)
+    assert budget.budget  # a record, its measurement made from the edges
+    assert budget.budget[0].limit == 1e9
+    lines = [
+        [
+            line
+            for line in (pytester.path / f"{name}.json").read_text().splitlines()
+            if "nodeid" in line
+        ]
+        for name in ("edges", "windows")
+    ]
+    assert lines[0] == lines[1]
+    assert History(pytester.path / "edges.sqlite").record(1).tests == with_edges.tests
+    assert _energy_section(edges) == _energy_section(windows)
 
 
 def test_plain_tests_results_make_the_garbage_collector_run_no_more_than_a_plain_run(

@@ -35,6 +35,7 @@ from pytest_energy.measure.window import (
     measurement_between,
 )
 from pytest_energy.meters import MeterError, MeterSet, open_meters
+from pytest_energy.meters.model import ModelMeter
 from pytest_energy.output_files import write_atomic_chunks
 from pytest_energy.record import (
     SCHEMA_VERSION,
@@ -310,6 +311,16 @@ class SessionRecorder:
             return None
         return window
 
+    def plain_meter(self) -> ModelMeter | None:
+        """The session's one meter when plain tests' windows may be read as its edges
+        (:class:`~pytest_energy.measure.rows.EdgeRows`; issue 16): a serial session that
+        keeps rows, metered by the model alone, whose reads cannot fail."""
+        meters = self.meters
+        if meters is None or self.role != "serial" or self.row_shape is None:
+            return None
+        meter = meters.meters[0]
+        return meter if len(meters.meters) == 1 and type(meter) is ModelMeter else None
+
     def close_window(self, window: EnergyWindow | None) -> Measurement | None:
         if window is None or not window.is_open:
             return None
@@ -340,9 +351,11 @@ class SessionRecorder:
                 self.meters.close()
 
     def net_joules(self, measurement: Measurement) -> float | None:
-        if self.idle is None:
-            return None
-        return measurement.total_j - self.idle.total_watts * measurement.seconds
+        return self.net_of(measurement.total_j, measurement.seconds)
+
+    def net_of(self, joules: float, seconds: float) -> float | None:
+        """Joules above the idle bracket's power over ``seconds``; None without one."""
+        return None if self.idle is None else joules - self.idle.total_watts * seconds
 
     # -- results ---------------------------------------------------------------
 

@@ -25,9 +25,10 @@ from __future__ import annotations
 import gc
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias
 
+from pytest_energy.measure.window import Edge, EdgeWindows
 from pytest_energy.record import BudgetNote, Carbon, Measurement, TestResult
 from pytest_energy.record_lines import encode_test
 
@@ -69,7 +70,7 @@ class RowShape:
         #: Each flag list as JSON, by index; and the line template, made on first use
         #: (None until then; False when the session's line cannot be a template).
         self._flags_text: list[str] = []
-        self._line: Callable[[Row], str] | bool | None = None
+        self._line: Callable[[Row], str | None] | bool | None = None
         # The columns, a list per field, a row's values at its index.
         self._nodeid: list[str] = []
         self._file: list[str] = []
@@ -97,7 +98,39 @@ class RowShape:
         """The row of a plain test's result, or None when it must stay a record."""
         if measurement.method != self.method or measurement.meters is not self._meters:
             return None
-        flags = measurement.flags
+        joules = measurement.joules
+        return self.add(
+            nodeid,
+            file,
+            line,
+            outcome,
+            measurement.seconds,
+            tuple(joules),
+            joules.values(),
+            measurement.total_j,
+            measurement.flags,
+            net_j,
+            grams,
+            embodied_grams,
+        )
+
+    def add(
+        self,
+        nodeid: str,
+        file: str,
+        line: int | None,
+        outcome: str,
+        seconds: float,
+        names: tuple[str, ...],
+        joules: Iterable[float],
+        total_j: float,
+        flags: list[str],
+        net_j: float | None,
+        grams: float,
+        embodied_grams: float | None,
+    ) -> Row | None:
+        """The row of a measurement of this shape's method and meters, from its numbers:
+        joules per domain of ``names``, and the shared list of its flags."""
         index = self._flag_index.get(id(flags))
         if index is None:
             if len(self._flags) >= _MAX_FLAG_LISTS:
@@ -105,20 +138,19 @@ class RowShape:
             index = self._flag_index[id(flags)] = len(self._flags)
             self._flags.append(flags)
             self._flags_text.append(json.dumps(flags))
-        joules = measurement.joules
         if self._names is None:
-            self._names = tuple(joules)
-            self._joules = [[] for _ in self._names]
-        elif tuple(joules) != self._names:
+            self._names = names
+            self._joules = [[] for _ in names]
+        elif names != self._names:
             return None
-        for column, value in zip(self._joules, joules.values(), strict=True):
+        for column, value in zip(self._joules, joules, strict=True):
             column.append(value)
         self._nodeid.append(nodeid)
         self._file.append(file)
         self._line_no.append(line)
         self._outcome.append(outcome)
-        self._seconds.append(measurement.seconds)
-        self._total_j.append(measurement.total_j)
+        self._seconds.append(seconds)
+        self._total_j.append(total_j)
         self._flag.append(index)
         self._net_j.append(net_j)
         self._grams.append(grams)
@@ -179,21 +211,13 @@ class RowShape:
         line = self._line
         if line is None:
             line = self._line = self._line_template()
-        numbers = (
-            self._seconds[row]
-            + self._total_j[row]
-            + self._grams[row]
-            + (self._net_j[row] or 0.0)
-            + (self._embodied[row] or 0.0)
-            + sum(column[row] for column in self._joules)
-        )
-        if line is False or numbers - numbers != 0.0:
+        text = line(row) if callable(line) else None
+        if text is None:
             # Infinity or NaN somewhere (the JSON writes null for it), or no template.
             return encode_test(self.record(row))
-        assert callable(line)
-        return line(row)
+        return text
 
-    def _line_template(self) -> Callable[[Row], str] | bool:
+    def _line_template(self) -> Callable[[Row], str | None] | bool:
         """A function that writes a row's line by filling the session's line template.
 
         The template is the line of a record whose variable values are marker strings;
@@ -201,18 +225,20 @@ class RowShape:
         (``float.__repr__``, ``int.__repr__``, the ASCII string escape, ``null``).
         """
         names = self._names or ()
+        # The values are read into locals first (s, t, x, ...); a domain's joules that are
+        # the very float of the total (one domain, a row from edges) reuse its text.
         slots = {
             "N": "_s(_nodeid[row])",
             "F": "_s(_file[row])",
             "L": "'null' if _line_no[row] is None else _i(_line_no[row])",
             "O": "_s(_outcome[row])",
-            "S": "_f(_seconds[row])",
-            "T": "_f(_total_j[row])",
+            "S": "_f(s)",
+            "T": "total",
             "G": "_flags_text[_flag[row]]",
-            "X": "'null' if _net_j[row] is None else _f(_net_j[row])",
-            "C": "_f(_grams[row])",
-            "E": "'null' if _embodied[row] is None else _f(_embodied[row])",
-            **{f"J{k}": f"_f(_joules_{k}[row])" for k in range(len(names))},
+            "X": "'null' if x is None else _f(x)",
+            "C": "_f(c)",
+            "E": "'null' if e is None else _f(e)",
+            **{f"J{k}": f"total if j{k} is t else _f(j{k})" for k in range(len(names))},
         }
 
         def marker(slot: str) -> Any:
@@ -244,7 +270,21 @@ class RowShape:
             return False  # a marker lost or doubled: every line takes the record's path
         template = "%s".join(piece.replace("%", "%%") for piece in pieces[0::2])
         values = ", ".join(slots[slot] for slot in found)
-        source = f"def line(row):\n    return _template % ({values},)\n"
+        joules = [f"j{k}" for k in range(len(names))]
+        source = "\n    ".join(
+            [
+                "def line(row):",
+                "s, t, x, c, e = _seconds[row], _total_j[row], _net_j[row], _grams[row], "
+                "_embodied[row]",
+                *(f"j{k} = _joules_{k}[row]" for k in range(len(names))),
+                # Not finite (NaN - NaN and inf - inf are NaN): None, for the record's path.
+                f"n = s + t + c + (x or 0.0) + (e or 0.0) + {' + '.join(joules) or '0.0'}",
+                "if n - n != 0.0:",
+                "    return None",
+                "total = _f(t)",
+                f"return _template % ({values},)",
+            ]
+        )
         columns = ("_nodeid", "_file", "_line_no", "_outcome", "_seconds", "_total_j", "_flag")
         scope: dict[str, Any] = {
             "_template": template,
@@ -257,5 +297,41 @@ class RowShape:
             **{f"_joules_{k}": column for k, column in enumerate(self._joules)},
         }
         exec(compile(source, "<row line>", "exec"), scope)  # made from the slot table above
-        function: Callable[[Row], str] = scope["line"]
+        function: Callable[[Row], str | None] = scope["line"]
         return function
+
+
+class EdgeRows:
+    """Plain tests' rows written from their windows' two edges, for a session metered by
+    one single-domain meter (the model: ``SessionRecorder.plain_meter``). The row is
+    the one :meth:`RowShape.row` makes from the window's measurement, which is only made
+    for a test that needs it (:meth:`measurement`: a budget, a benchmark)."""
+
+    def __init__(
+        self,
+        shape: RowShape,
+        windows: EdgeWindows,
+        figures: Callable[[float, float], tuple[float, float | None]],
+        net_of: Callable[[float, float], float | None],
+    ) -> None:
+        self._shape = shape
+        self._windows = windows
+        #: Operational and embodied grams of (joules, seconds); net joules of the same.
+        self._figures = figures
+        self._net_of = net_of
+        self._names = (windows.domain,)
+
+    def row(
+        self, nodeid: str, file: str, line: int | None, outcome: str, start: Edge, stop: Edge
+    ) -> Row | None:
+        """The test's row; None when it must be a record."""
+        seconds, joules, flags = self._windows.numbers(start, stop)
+        grams, embodied = self._figures(joules, seconds)
+        net_j = self._net_of(joules, seconds)
+        return self._shape.add(
+            nodeid, file, line, outcome, seconds, self._names, (joules,), joules, flags, net_j,
+            grams, embodied,
+        )  # fmt: skip
+
+    def measurement(self, start: Edge, stop: Edge) -> Measurement:
+        return self._windows.measurement(start, stop)

@@ -13,7 +13,7 @@ queued. The H100 probe showed it: "50 ms" windows that launched matmuls for
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pytest_energy.meters import MeterSet, Reading
@@ -94,25 +94,72 @@ def measurement_between(
         flags |= start.notes | stop.notes
     if stop.wraps > start.wraps:
         flags.add("wrapped")
-    resolvable = RESOLUTION_PERIODS * meters.update_period_s
-    if seconds < resolvable:
-        flags.add("below_resolution")
-    elif meters.method == "measured" and any(j <= 0 for j in joules.values()):
-        # A powered device always draws something; a counter that did not move
-        # over many of its periods is stuck, and its zero is not a measurement.
-        flags.add("counter_stalled")
-    elif meters.method == "modelled" and not any(j > 0 for j in joules.values()):
-        # A model that priced nothing did not see the work (pure Python for the ops
-        # meter): its 0 J is unknown energy, never free work.
-        flags.add("uncounted")
     return Measurement(
         seconds=seconds,
         joules=joules,
         total_j=sum(joules.values()),
         method=meters.method,
         meters=meters.name_list,
-        flags=_flag_list(frozenset(flags)),
+        flags=window_flags(seconds, joules.values(), meters, flags),
     )
+
+
+#: A reading of a single-domain meter without its :class:`Reading`: time and joules so far.
+Edge = tuple[float, float]
+
+
+class EdgeWindows:
+    """Windows of the session's one single-domain meter as its two edges, each a
+    (time, joules) pair: the same numbers as :func:`measurement_between` gives for the
+    readings with these numbers, without the records around them (issue 16)."""
+
+    def __init__(self, meters: MeterSet, domain: str) -> None:
+        self._meters = meters
+        self.domain = domain
+        self._resolvable = RESOLUTION_PERIODS * meters.update_period_s
+        #: The flags a window gets, by what they depend on: too short, joules above or
+        #: at most zero (both False for NaN). A session sees two or three of them.
+        self._flags: dict[tuple[bool, bool, bool], list[str]] = {}
+
+    def numbers(self, start: Edge, stop: Edge) -> tuple[float, float, list[str]]:
+        """Seconds, joules and flags between two edges."""
+        seconds = max(stop[0] - start[0], 0.0)
+        joules = stop[1] - start[1]
+        key = (seconds < self._resolvable, joules > 0, joules <= 0)
+        flags = self._flags.get(key)
+        if flags is None:
+            flags = self._flags[key] = window_flags(seconds, (joules,), self._meters, set())
+        return seconds, joules, flags
+
+    def measurement(self, start: Edge, stop: Edge) -> Measurement:
+        """The window as a measurement, for what needs the record."""
+        seconds, joules, flags = self.numbers(start, stop)
+        return Measurement(
+            seconds=seconds,
+            joules={self.domain: joules},
+            total_j=joules,
+            method=self._meters.method,
+            meters=self._meters.name_list,
+            flags=flags,
+        )
+
+
+def window_flags(
+    seconds: float, joules: Iterable[float], meters: MeterSet, flags: set[str]
+) -> list[str]:
+    """``flags`` and what the window's length and joules add, as the shared sorted list."""
+    resolvable = RESOLUTION_PERIODS * meters.update_period_s
+    if seconds < resolvable:
+        flags.add("below_resolution")
+    elif meters.method == "measured" and any(j <= 0 for j in joules):
+        # A powered device always draws something; a counter that did not move
+        # over many of its periods is stuck, and its zero is not a measurement.
+        flags.add("counter_stalled")
+    elif meters.method == "modelled" and not any(j > 0 for j in joules):
+        # A model that priced nothing did not see the work (pure Python for the ops
+        # meter): its 0 J is unknown energy, never free work.
+        flags.add("uncounted")
+    return _flag_list(frozenset(flags))
 
 
 def synchronize_cuda() -> bool:

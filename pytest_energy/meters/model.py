@@ -28,6 +28,8 @@ WATTS_SOURCE = (
 #: Children's CPU time is accounted in clock ticks (USER_HZ, 100 on Linux),
 #: so the model resolves about 10 ms of CPU time.
 UPDATE_PERIOD_S = 0.01
+#: The model's one domain.
+DOMAIN = "cpu"
 
 
 if sys.platform == "win32":
@@ -66,7 +68,7 @@ class ModelMeter:
             method="modelled",
             update_period_s=UPDATE_PERIOD_S,
             resolution_j=watts_per_core * UPDATE_PERIOD_S,
-            domains=(DomainInfo("cpu", "process-cpu"),),
+            domains=(DomainInfo(DOMAIN, "process-cpu"),),
             details={"watts_per_core": watts_per_core, "watts_source": WATTS_SOURCE},
             summary=f"model (modelled: process CPU time x {watts_per_core:g} W per core)",
         )
@@ -76,8 +78,14 @@ class ModelMeter:
         return self._info
 
     def read(self) -> Reading:
+        t, joules = self.edge()
+        return Reading(t=t, joules={DOMAIN: joules})
+
+    def edge(self) -> tuple[float, float]:
+        """The time and the joules so far, the numbers of :meth:`read` without its record:
+        what a plain test's window reads at each edge (issue 16)."""
         cpu_seconds = process_cpu_seconds() - self._origin
-        return Reading(t=clock(), joules={"cpu": cpu_seconds * self._watts})
+        return clock(), cpu_seconds * self._watts
 
     def close(self) -> None:
         """Nothing to release."""

@@ -7,6 +7,7 @@ imports no meter, no pynvml, no torch and no jinja2, and touches no hardware.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 from pathlib import Path
@@ -115,6 +116,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_SIGNATURE)
     if getattr(config.option, "help", False) or not _switched_on(config):
         return
+    # What the plugin loads and sets up here lives as long as the process: ~3,000
+    # objects (classes, functions, records). With the collector running, every 700 of
+    # them made a young collection that walked them again, and those made one more
+    # middle-generation collection; collected once afterwards, they are walked once. A
+    # one-test run: 97 young and 8 middle collections (plain pytest: 95 and 8), not 103
+    # and 9; about 2 M fewer instructions (callgrind; issue 16).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        _configure(config)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _configure(config: pytest.Config) -> None:
     from pytest_energy.config.settings import SettingError, Settings
 
     try:

@@ -10,7 +10,7 @@ pytest-xdist. The controller alone gates and writes files
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -21,11 +21,11 @@ from pytest_energy.carbon.accounting import SessionCarbon
 from pytest_energy.config.marker import TestSettings, marker_options
 from pytest_energy.config.settings import SettingError, Settings
 from pytest_energy.measure.recorder import SessionRecorder
-from pytest_energy.measure.rows import Row, RowShape
-from pytest_energy.measure.window import EnergyWindow
-from pytest_energy.meters import MeterUnavailable
+from pytest_energy.measure.rows import EdgeRows, Row, RowShape
+from pytest_energy.measure.window import Edge, EdgeWindows, EnergyWindow
+from pytest_energy.meters.model import DOMAIN as MODEL_DOMAIN
 from pytest_energy.plugin.session_end import SessionEnd
-from pytest_energy.plugin.session_start import check_history, prepare_energy_dir
+from pytest_energy.plugin.session_start import open_session
 from pytest_energy.plugin.xdist import REPORT_KEY, XdistController, role
 from pytest_energy.record import (
     BudgetNote,
@@ -49,6 +49,9 @@ if TYPE_CHECKING:
 TEST_SETTINGS = pytest.StashKey[TestSettings]()
 WINDOW = pytest.StashKey[EnergyWindow | None]()
 MEASUREMENT = pytest.StashKey[Measurement | None]()
+#: A plain test's window as its two edges (:meth:`SessionRecorder.plain_edges`): made a
+#: measurement only when something asks for one (:meth:`EnergyRun._measurement`).
+EDGES = pytest.StashKey["tuple[Edge, Edge] | None"]()
 OUTCOME = pytest.StashKey[str]()
 BENCHMARK = pytest.StashKey["EnergyBenchmark"]()
 BUDGET_NOTES = pytest.StashKey[list[BudgetNote]]()
@@ -78,6 +81,10 @@ class EnergyRun:
         self.gate = gate
         self.family_specs: dict[str, FamilySpec] = {}
         self._protocol_scope = settings.scope == "protocol"
+        #: The edge reader of plain tests' windows, and their rows from the edges, when
+        #: the session reads them so (:meth:`SessionRecorder.plain_meter`).
+        self._edges: Callable[[], Edge] | None = None
+        self._edge_rows: EdgeRows | None = None
         self._worker = os.environ.get("PYTEST_XDIST_WORKER")
         #: The settings of every test without an ``energy`` marker: one shared object.
         self._unmarked: TestSettings | None = None
@@ -92,42 +99,7 @@ class EnergyRun:
     @classmethod
     def start(cls, config: pytest.Config, settings: Settings) -> EnergyRun:
         process_role, workers = role(config)
-        try:
-            # Workers only need the carbon settings for CO2e budgets: the live
-            # provider, if any, is asked once, by the process that reports.
-            carbon = SessionCarbon.resolve(settings, config, live=process_role != "worker")
-        except SettingError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        try:
-            recorder = SessionRecorder(settings, process_role, workers=workers)
-        except (MeterUnavailable, SettingError, ValueError) as exc:
-            raise pytest.UsageError(f"--energy-meter={settings.meter}: {exc}") from None
-        recorder.notices.extend(carbon.notices)
-        try:
-            if process_role != "worker":
-                check_history(settings)
-            baseline = None
-            if settings.compare is not None or settings.history_baseline is not None:
-                from pytest_energy.gate.baseline import open_baseline
-
-                baseline = open_baseline(settings, recorder.machine)
-        except SettingError as exc:
-            recorder.close()
-            raise pytest.UsageError(str(exc)) from None
-        if process_role != "serial" and (settings.save_baseline or settings.update_baseline):
-            recorder.close()
-            raise pytest.UsageError(
-                "--energy-save-baseline / --energy-update-baseline: refused under pytest-xdist "
-                "(tests measured in parallel share machine-wide counters); run the energy job "
-                "serially, with -n 0 or -p no:xdist"
-            )
-        if process_role != "worker":
-            prepare_energy_dir(settings)
-        gate = None
-        if baseline is not None:
-            from pytest_energy.gate.run_gate import RunGate
-
-            gate = RunGate(settings, baseline)
+        carbon, recorder, gate = open_session(settings, config, process_role, workers)
         run = cls(config, settings, recorder, carbon, gate)
         meters = recorder.meters
         if process_role == "serial" and meters is not None and gate is None:
@@ -142,6 +114,11 @@ class EnergyRun:
                 worker=run._worker,
             )
             recorder.keep_rows(shape)
+            meter = None if run._protocol_scope else recorder.plain_meter()
+            if meter is not None:
+                run._edges = meter.edge
+                windows = EdgeWindows(meters, MODEL_DOMAIN)
+                run._edge_rows = EdgeRows(shape, windows, carbon.figures, recorder.net_of)
         if process_role == "controller" and config.pluginmanager.hasplugin("xdist"):
             controller = XdistController(recorder.merge_worker, run.collect)
             config.pluginmanager.register(controller, "energy-xdist")
@@ -300,8 +277,15 @@ class EnergyRun:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        edge = self._edges
         if self._protocol_scope:
             result = yield
+        elif edge is not None and self._recorder.failure is None:
+            start = edge()
+            try:
+                result = yield
+            finally:
+                item.stash[EDGES] = (start, edge())
         else:
             window = self._recorder.open_window()
             try:
@@ -320,7 +304,7 @@ class EnergyRun:
             settings = self.test_settings(item)
             if not settings.budgets:
                 return  # the common case
-            measurement = item.stash.get(MEASUREMENT, None)
+            measurement = self._measurement(item)
             if measurement is not None:
                 from pytest_energy.plugin import judging
 
@@ -358,7 +342,10 @@ class EnergyRun:
             # The result holds the window now; an item outlives it (issue 16: what
             # the items keep, every full garbage collection walks), and a rerun of
             # the item must not find the last run's window.
-            item.stash[MEASUREMENT] = None
+            stash = item.stash
+            if EDGES in stash:
+                stash[EDGES] = None
+            stash[MEASUREMENT] = None
             if row is not None:
                 self._add_row(row)
             elif result is not None:
@@ -376,8 +363,17 @@ class EnergyRun:
         if shape is None or self._recorder.failure is not None:
             return None
         stash = item.stash
-        measurement = stash.get(MEASUREMENT, None)
-        if measurement is None or BENCHMARK in stash or BUDGET_NOTES in stash:
+        if BENCHMARK in stash or BUDGET_NOTES in stash:
+            return None
+        edges = stash.get(EDGES, None)
+        if edges is not None and self._edge_rows is not None:
+            path, line, _ = item.location
+            number = None if line is None else line + 1
+            row = self._edge_rows.row(item.nodeid, path, number, outcome, *edges)
+            if row is not None:
+                return row
+        measurement = self._measurement(item)
+        if measurement is None:
             return None
         path, line, _ = item.location
         grams, embodied = self.carbon.figures(measurement.total_j, measurement.seconds)
@@ -392,8 +388,17 @@ class EnergyRun:
             embodied,
         )
 
+    def _measurement(self, item: pytest.Item) -> Measurement | None:
+        """The test's window as a measurement: made from its edges, if it has them."""
+        stash = item.stash
+        edges = stash.get(EDGES, None)
+        if edges is not None and self._edge_rows is not None:
+            stash[EDGES] = None
+            stash[MEASUREMENT] = self._edge_rows.measurement(*edges)
+        return stash.get(MEASUREMENT, None)
+
     def _result(self, item: pytest.Item, outcome: str) -> TestResult | None:
-        measurement = item.stash.get(MEASUREMENT, None)
+        measurement = self._measurement(item)
         bench = item.stash.get(BENCHMARK, None)
         failure = self._recorder.failure
         if measurement is None and bench is None and failure is None:

@@ -332,7 +332,7 @@ class History(RunHistory):
         )
 
     def _migrate(self, conn: sqlite3.Connection, version: int) -> None:
-        """Bring an older history up to this schema; every step only adds."""
+        """Bring an older history up to this schema; every step keeps the data."""
         started = conn.in_transaction
         if not started:
             conn.execute("BEGIN IMMEDIATE")
