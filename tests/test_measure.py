@@ -271,6 +271,47 @@ def test_outcomes_are_recorded(pytester: pytest.Pytester, results) -> None:
     assert "test_skipped_before" not in tests  # never ran, never measured
 
 
+def test_outcomes_come_from_the_reports_as_logged(pytester: pytest.Pytester, results) -> None:
+    # pytest-rerunfailures logs a failed attempt's call as "rerun" (recorded as failed),
+    # xfail turns a failure into a skip, and a plugin may log a report of its own.
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.hookimpl(wrapper=True)
+        def pytest_runtest_makereport(item, call):
+            report = yield
+            if item.name == "test_retried" and report.when == "call":
+                report.outcome = "rerun"
+            return report
+
+        def pytest_runtest_teardown(item):
+            if item.name == "test_ok":
+                report = pytest.TestReport(
+                    "elsewhere::x", ("x", 0, "x"), {}, "failed", None, "teardown"
+                )
+                item.ihook.pytest_runtest_logreport(report=report)
+        """
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_ok(): pass
+        def test_retried(): assert False
+        @pytest.mark.xfail
+        def test_expected_to_fail(): assert False
+        """
+    )
+    pytester.runpytest("--energy", "--energy-meter=model", "--energy-json=results.json")
+    tests = by_name(results())
+    assert {name: test["outcome"] for name, test in tests.items()} == {
+        "test_ok": "passed",
+        "test_retried": "failed",
+        "test_expected_to_fail": "skipped",
+    }
+
+
 def test_interrupted_run_still_writes_finished_tests(pytester: pytest.Pytester, results) -> None:
     pytester.makepyfile(
         """

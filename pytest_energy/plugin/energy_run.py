@@ -52,12 +52,10 @@ MEASUREMENT = pytest.StashKey[Measurement | None]()
 #: A plain test's window as its two edges (:meth:`SessionRecorder.plain_edges`): made a
 #: measurement only when something asks for one (:meth:`EnergyRun._measurement`).
 EDGES = pytest.StashKey["tuple[Edge, Edge] | None"]()
-OUTCOME = pytest.StashKey[str]()
 BENCHMARK = pytest.StashKey["EnergyBenchmark"]()
 BUDGET_NOTES = pytest.StashKey[list[BudgetNote]]()
-#: The empty budget list the results of tests without budgets share: records never
-#: mutate it, and a list per test was one more object for the garbage collector to
-#: walk for the rest of the session (issue 16).
+#: The empty budget list of every test without budgets (records never mutate it): a list
+#: per test was one more object for the garbage collector to walk (issue 16).
 _NO_BUDGET: list[BudgetNote] = []
 VARIANT = pytest.StashKey[VariantResult | None]()
 SCREEN = pytest.StashKey[str]()
@@ -85,6 +83,9 @@ class EnergyRun:
         #: the session reads them so (:meth:`SessionRecorder.plain_meter`).
         self._edges: Callable[[], Edge] | None = None
         self._edge_rows: EdgeRows | None = None
+        #: The test whose reports are being logged, and its outcome so far.
+        self._item: pytest.Item | None = None
+        self._outcome = "passed"
         self._worker = os.environ.get("PYTEST_XDIST_WORKER")
         #: The settings of every test without an ``energy`` marker: one shared object.
         self._unmarked: TestSettings | None = None
@@ -324,19 +325,27 @@ class EnergyRun:
         item.stash[VARIANT] = judged
         judging.enforce_variant(bench, judged)
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_makereport(
-        self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
+    # The reports as logged: plain hooks, where a makereport wrapper cost a generator three
+    # times a test (issue 16). A report has no item: the protocol's start says which it is.
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> None:
+        self._item = item  # returns None: pytest's own protocol runs the test
+
+    @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker sends the report on
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         when = report.when
         if when == "call":
-            item.stash[OUTCOME] = report.outcome
+            outcome: str = report.outcome  # pytest-rerunfailures logs "rerun": it failed
+            self._outcome = "failed" if outcome == "rerun" else outcome
         elif when == "setup":
-            if not report.passed:
-                item.stash[OUTCOME] = "skipped" if report.skipped else "error"
+            self._outcome = "passed" if report.passed else "skipped" if report.skipped else "error"
         elif when == "teardown":
-            outcome = "error" if report.failed else item.stash.get(OUTCOME, "passed")
+            item = self._item
+            if item is None or item.nodeid != report.nodeid:
+                return  # the xdist controller, which runs no test, or another plugin's report
+            self._item = None
+            outcome = "error" if report.failed else self._outcome
             row = self._row(item, outcome)
             result = self._result(item, outcome) if row is None else None
             # The result holds the window now; an item outlives it (issue 16: what
@@ -354,7 +363,6 @@ class EnergyRun:
                     report.__dict__[REPORT_KEY] = to_plain(result)
                 else:
                     self._add(result)
-        return report
 
     def _row(self, item: pytest.Item, outcome: str) -> Row | None:
         """A plain test's result as a row (:mod:`pytest_energy.measure.rows`), or None
