@@ -143,8 +143,13 @@ class RowShape:
             self._joules = [[] for _ in names]
         elif names != self._names:
             return None
-        for column, value in zip(self._joules, joules, strict=True):
-            column.append(value)
+        columns = self._joules
+        if len(columns) == 1:  # one meter's one domain: no zip (issue 16)
+            (value,) = joules
+            columns[0].append(value)
+        else:
+            for column, value in zip(columns, joules, strict=True):
+                column.append(value)
         self._nodeid.append(nodeid)
         self._file.append(file)
         self._line_no.append(line)
@@ -172,10 +177,7 @@ class RowShape:
             scope=self._scope,
             measurement=Measurement(
                 seconds=self._seconds[row],
-                joules={
-                    name: column[row]
-                    for name, column in zip(self._names, self._joules, strict=True)
-                },
+                joules=self._joules_of(row),
                 total_j=self._total_j[row],
                 method=self.method,
                 meters=self._meters,
@@ -186,6 +188,12 @@ class RowShape:
             budget=self._no_budget,
             worker=self._worker,
         )
+
+    def _joules_of(self, row: Row) -> dict[str, float]:
+        names = self._names or ()
+        if len(names) == 1:  # one meter's one domain: no comprehension (issue 16)
+            return {names[0]: self._joules[0][row]}
+        return {name: column[row] for name, column in zip(names, self._joules, strict=True)}
 
     def expand(self, entries: list[Entry]) -> None:
         """Replace the rows in ``entries`` with their records, in place.
