@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 TEST_SETTINGS = pytest.StashKey[TestSettings]()
 WINDOW = pytest.StashKey[EnergyWindow | None]()
 MEASUREMENT = pytest.StashKey[Measurement | None]()
-#: A plain test's window as its two edges (:meth:`SessionRecorder.plain_edges`): made a
+#: A plain test's window as its two edges (:class:`EdgeRows`): made a
 #: measurement only when something asks for one (:meth:`EnergyRun._measurement`).
 EDGES = pytest.StashKey["tuple[Edge, Edge] | None"]()
 BENCHMARK = pytest.StashKey["EnergyBenchmark"]()
