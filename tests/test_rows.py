@@ -92,6 +92,11 @@ def _energy_section(result: pytest.RunResult) -> list[str]:
     return [line for line in lines[start:end] if not line.startswith(("results:", "history:"))]
 
 
+def _test_lines(results: Path) -> list[str]:
+    """The tests' lines of a results file, a test a line."""
+    return [line for line in results.read_text().splitlines() if "nodeid" in line]
+
+
 def test_a_session_with_rows_is_the_session_with_records(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -122,16 +127,9 @@ def test_a_session_with_rows_is_the_session_with_records(
     assert rows.session.totals == records.session.totals
     assert any(t.net_j is not None for t in rows.tests)  # idle measured: net figures too
     # The files hold the same lines, a test a line.
-    text = [
-        [
-            line
-            for line in (pytester.path / f"{name}.json").read_text().splitlines()
-            if "nodeid" in line
-        ]
-        for name in ("rows", "records")
-    ]
-    assert text[0] == text[1]
-    assert len(text[0]) == 9
+    text = _test_lines(pytester.path / "rows.json")
+    assert text == _test_lines(pytester.path / "records.json")
+    assert len(text) == 9
     assert History(pytester.path / "rows.sqlite").record(1).tests == rows.tests
     assert _energy_section(with_rows) == _energy_section(without)
 
@@ -212,15 +210,7 @@ def test_the_model_meters_windows_read_as_edges_are_the_windows_read_as_records(
     budget = next(t for t in with_edges.tests if "test_budget" in t.nodeid)
     assert budget.budget  # a record, its measurement made from the edges
     assert budget.budget[0].limit == 1e9
-    lines = [
-        [
-            line
-            for line in (pytester.path / f"{name}.json").read_text().splitlines()
-            if "nodeid" in line
-        ]
-        for name in ("edges", "windows")
-    ]
-    assert lines[0] == lines[1]
+    assert _test_lines(pytester.path / "edges.json") == _test_lines(pytester.path / "windows.json")
     assert History(pytester.path / "edges.sqlite").record(1).tests == with_edges.tests
     assert _energy_section(edges) == _energy_section(windows)
 
