@@ -9,17 +9,21 @@ from __future__ import annotations
 import json
 import math
 import random
+import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import traces
 
+from pytest_energy.measure import rows as rows_module
 from pytest_energy.measure.recorder import SessionRecorder
 from pytest_energy.measure.rows import RowShape
 from pytest_energy.meters.model import ModelMeter
-from pytest_energy.record import Carbon, Measurement, load
-from pytest_energy.record_lines import encode_test
+from pytest_energy.record import Carbon, Measurement, TestResult, load
+from pytest_energy.record_lines import appended_lines, encode_test
 from pytest_energy.storage.history import History
+from pytest_energy.storage.history_schema import record_json_text
 
 pytest_plugins = ("pytester",)
 
@@ -97,12 +101,23 @@ def _test_lines(results: Path) -> list[str]:
     return [line for line in results.read_text().splitlines() if "nodeid" in line]
 
 
+def _history_test_lines(history: Path) -> list[str]:
+    """The tests' lines of the history's copy of its one run, as it stores the text."""
+    with sqlite3.connect(history) as db:
+        ((stored,),) = db.execute("SELECT record FROM runs").fetchall()
+    return [line for line in record_json_text(stored).splitlines() if "nodeid" in line]
+
+
 def test_a_session_with_rows_is_the_session_with_records(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile(test_kinds=INNER_TESTS)
     trace = traces.write(pytester.path / "trace.json", _trace())
     with_rows = _run(pytester, trace, "rows")
+    # Without a results file, the history's copy writes the rows' lines from the template.
+    unfiled = pytester.runpytest(
+        "--energy", f"--energy-meter=replay:{trace}", "--energy-history=unfiled.sqlite"
+    )
     made: list[str] = []
     real_row = RowShape.row
 
@@ -117,6 +132,7 @@ def test_a_session_with_rows_is_the_session_with_records(
 
     outcomes = {"passed": 6, "failed": 1, "skipped": 2, "xfailed": 1, "errors": 1}
     with_rows.assert_outcomes(**outcomes)
+    unfiled.assert_outcomes(**outcomes)
     without.assert_outcomes(**outcomes)
     # Every measured test but the one with a budget was a row.
     assert len(made) == 8
@@ -131,6 +147,8 @@ def test_a_session_with_rows_is_the_session_with_records(
     assert text == _test_lines(pytester.path / "records.json")
     assert len(text) == 9
     assert History(pytester.path / "rows.sqlite").record(1).tests == rows.tests
+    assert _history_test_lines(pytester.path / "records.sqlite") == text
+    assert _history_test_lines(pytester.path / "unfiled.sqlite") == text
     assert _energy_section(with_rows) == _energy_section(without)
 
 
@@ -310,6 +328,52 @@ def test_a_rows_line_is_its_records_line(names: tuple[str, ...]) -> None:
         assert record.measurement == measurement
         assert shape.line(row) == encode_test(record)
         json.loads(shape.line(row))  # one valid JSON document (non-finite written as null)
+
+
+def test_expanded_rows_give_their_lines_for_these_very_records(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The history's copy of a run without a results file reads the tests' text from
+    # RowShape.expand's source: the rows' lines from the template, a record's encoded.
+    shape = RowShape("call", "modelled", ["model"], _carbon_of, [])
+    rng = random.Random(3)
+
+    def row(nodeid: str) -> int:
+        joules = rng.uniform(0, 5)  # finite: a non-finite one's line comes from its record
+        measurement = Measurement(
+            seconds=rng.uniform(0, 1),
+            joules={"cpu": joules},
+            total_j=joules,
+            method="modelled",
+            meters=shape._meters,
+            flags=[],
+        )
+        made = shape.row(nodeid, "t.py", 3, "passed", measurement, None, rng.random(), None)
+        assert made is not None
+        return made
+
+    kept = shape.record(row("t.py::kept"))  # a result kept as a record: a budget's
+    entries: list[TestResult | int] = [row(f"t.py::r{n}") for n in range(40)]
+    entries[7:7] = [kept]
+    shape.line(0)  # the session's line template is made (from a record) on first use
+    written = shape.expand(entries)
+    records: list[TestResult] = [e for e in entries if isinstance(e, TestResult)]
+    assert len(records) == 41
+
+    encoded: list[object] = []
+
+    def encode(test: TestResult) -> str:
+        encoded.append(test)
+        return encode_test(test)
+
+    monkeypatch.setattr(rows_module, "encode_test", encode)
+    text = written(list(records))  # another list of the same records will do
+    assert text is not None
+    assert "".join(text) == appended_lines(records, 0)
+    assert encoded == [kept]  # every other line came from its row
+    # Any other tests than these records: no text, the caller encodes them.
+    assert written(records[:-1]) is None
+    assert written([*records[:-1], replace(records[-1])]) is None  # equal, not the same
 
 
 def test_a_measurement_unlike_the_sessions_stays_a_record() -> None:

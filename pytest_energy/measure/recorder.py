@@ -60,10 +60,9 @@ Role = Literal["serial", "worker", "controller"]
 
 #: Seconds a GPU is left to settle before idle power is measured after the tests.
 POST_LOAD_SETTLE_S = 3.0
-#: A crash loses at most this much of the results file: finished tests are
-#: checkpointed to disk no more often than this (PYTEST_ENERGY_CHECKPOINT_SECONDS
-#: overrides it). A checkpoint appends (measure.checkpoint), so its cost is the tests
-#: since the last one; the interval only bounds the number of writes.
+#: A crash loses at most this much of the results file: finished tests are checkpointed
+#: no more often (PYTEST_ENERGY_CHECKPOINT_SECONDS overrides it). A checkpoint appends
+#: (measure.checkpoint): it costs the tests since the last one.
 CHECKPOINT_SECONDS = 2.0
 
 
@@ -86,8 +85,7 @@ class SessionRecorder:
         self.role = role
         self.workers = workers
         self.started = _now()
-        #: The results so far: records, and rows for plain tests (:mod:`.rows`) while
-        #: nothing has read them; :attr:`results` turns the rows into records.
+        #: Records, and plain tests' rows (:mod:`.rows`) until :attr:`results` reads them.
         self._entries: list[Entry] = []
         self._rows = 0
         #: Set by :meth:`keep_rows` for a session whose plain tests' results are rows.
@@ -187,11 +185,13 @@ class SessionRecorder:
             self._last_checkpoint = time.monotonic()
             self._write_checkpoint(checkpoint)
         assert self.row_shape is not None  # rows are only added with a shape
-        self.row_shape.expand(self._entries)
+        written = self.row_shape.expand(self._entries)
         self._rows = 0
         if self._checkpoint is not None:
             # The file holds these results: it is finished in place, not rewritten.
             self._checkpoint.adopt(self._entries)
+        else:  # no file to read them back from: the history's copy writes the rows' lines
+            offer_written(written)
 
     # -- what the session measures with --------------------------------------
 

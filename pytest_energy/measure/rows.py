@@ -25,12 +25,12 @@ from __future__ import annotations
 import gc
 import json
 import re
-from collections.abc import Callable, Iterable
-from typing import Any, TypeAlias
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeAlias, cast
 
 from pytest_energy.measure.window import Edge, EdgeWindows
 from pytest_energy.record import BudgetNote, Carbon, Measurement, TestResult
-from pytest_energy.record_lines import encode_test
+from pytest_energy.record_lines import WrittenTests, encode_test
 
 #: A row: its index in the shape's columns.
 Row: TypeAlias = int
@@ -195,14 +195,16 @@ class RowShape:
             return {names[0]: self._joules[0][row]}
         return {name: column[row] for name, column in zip(names, self._joules, strict=True)}
 
-    def expand(self, entries: list[Entry]) -> None:
-        """Replace the rows in ``entries`` with their records, in place.
+    def expand(self, entries: list[Entry]) -> WrittenTests:
+        """Replace the rows in ``entries`` with their records, in place; returns where
+        their text can be read (:meth:`written`).
 
         The records live to the session's end: made with the collector running, its young
         collections (one every 700) walked and promoted them, and at 20,000 tests that
         ended in one more full collection (~0.25 s). Made with it paused, they meet one
         young collection. Nothing here makes cyclic garbage.
         """
+        kept = list(entries)
         running = gc.isenabled()
         gc.disable()
         try:
@@ -212,6 +214,28 @@ class RowShape:
         finally:
             if running:
                 gc.enable()
+        return self.written(kept, cast("list[TestResult]", list(entries)))
+
+    def written(self, entries: Sequence[Entry], records: Sequence[TestResult]) -> WrittenTests:
+        """Where the history's copy of a run without a results file reads its tests' text
+        (:func:`~pytest_energy.record_lines.offer_written`): ``entries`` as kept, rows
+        and records, which became ``records``; a row's line is written from the template
+        (2.5 µs) instead of its record encoded again (12 µs a test; issue 16). For any
+        other tests than these very records, the source gives None."""
+
+        def text(tests: Sequence[TestResult]) -> Iterator[str] | None:
+            if len(tests) != len(records) or any(
+                test is not kept for test, kept in zip(tests, records, strict=True)
+            ):
+                return None
+            return self._lines(entries)
+
+        return text
+
+    def _lines(self, entries: Sequence[Entry]) -> Iterator[str]:
+        for number, entry in enumerate(entries):
+            line = encode_test(entry) if isinstance(entry, TestResult) else self.line(entry)
+            yield ("\n" if number == 0 else ",\n") + line
 
     def line(self, row: Row) -> str:
         """The row's line in the results file: the text of its record's line
