@@ -397,3 +397,83 @@ def test_a_measurement_unlike_the_sessions_stays_a_record() -> None:
     assert shape.row("a", "f", 1, "passed", measurement(meters=["model"]), None, 0.0, None) is None
     other = measurement(joules={"gpu": 2.0})
     assert shape.row("a", "f", 1, "passed", other, None, 0.0, None) is None
+
+
+#: Counts the garbage collections from the session's end to the plugin's unconfigure
+#: (this conftest's hooks run just before the plugin's), and says whether the collector
+#: runs after it.
+COLLECTIONS_AT_THE_END = """
+import gc
+import os
+import pytest
+
+_started = []
+
+def _count(phase, info):
+    if phase == "start":
+        _started.append(info["generation"])
+
+if os.environ.get("UNPAUSED"):  # the control: the plugin's end without its pause
+    import types
+    from pytest_energy.plugin import session_end
+
+    session_end.gc = types.SimpleNamespace(
+        isenabled=gc.isenabled, disable=lambda: None, enable=gc.enable
+    )
+
+class _Last:
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config):
+        print(f"COLLECTOR AFTER {gc.isenabled()}")
+
+def pytest_configure(config):
+    gc.set_threshold(100, 2, 2)  # often: any collection the session's end allows, it makes
+    if os.environ.get("USER_PAUSED"):
+        gc.disable()
+    config.pluginmanager.register(_Last(), "last")
+
+@pytest.hookimpl(tryfirst=True)  # just before the plugin's, registered before this file
+def pytest_sessionfinish(session):
+    gc.callbacks.append(_count)
+
+@pytest.hookimpl(wrapper=True)  # around every unconfigure, the plugin's too
+def pytest_unconfigure(config):
+    gc.callbacks.remove(_count)
+    print(f"END COLLECTIONS {len(_started)}")
+    return (yield)
+"""
+
+
+@pytest.mark.parametrize("user_paused", [False, True])
+def test_the_sessions_end_pauses_the_collector_until_its_records_are_gone(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, user_paused: bool
+) -> None:
+    # The records the end makes from the rows (four objects a test) made the collector
+    # run one more full collection than plain pytest before pytest's own at unconfigure.
+    # Paused from the session's end until the plugin lets go of them, it runs none; it
+    # runs again afterwards, unless it was paused before.
+    pytester.makeconftest(COLLECTIONS_AT_THE_END)
+    pytester.makepyfile(
+        test_many="import pytest\n\n@pytest.mark.parametrize('n', range(300))\n"
+        "def test_n(n): pass\n"
+    )
+    if user_paused:
+        monkeypatch.setenv("USER_PAUSED", "1")
+
+    def run() -> tuple[int, str]:
+        result = pytester.runpytest_subprocess(
+            "--energy", "--energy-meter=model", "--energy-json=results.json", "-s",
+            "-p", "no:randomly",
+        )  # fmt: skip
+        result.assert_outcomes(passed=300)
+        assert len(load(pytester.path / "results.json").tests) == 300
+        (count,) = [line for line in result.stdout.lines if "END COLLECTIONS" in line]
+        (after,) = [line for line in result.stdout.lines if "COLLECTOR AFTER" in line]
+        return int(count.split()[-1]), after.split()[-1]
+
+    assert run() == (0, str(not user_paused))
+    if not user_paused:  # the control: without the pause, the end collects
+        monkeypatch.setenv("UNPAUSED", "1")
+        collections, after = run()
+        assert collections > 0
+        assert after == "True"

@@ -497,4 +497,4 @@ class EnergyRun:
         # garbage collections, which otherwise walk the session's records (at 20,000
         # tests about 0.15 s each, two of them; issue 16).
         self._recorder.close()
-        self.end.record = None
+        self.end.close()

@@ -28,6 +28,7 @@ that ended in a usage error before the end (a bad marker) writes nothing.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -75,8 +76,16 @@ class SessionEnd:
         #: A line per requested file that could not be written.
         self._failures: list[str] = []
         self._json_written = False
+        self._paused_collector = False
 
     def finish(self, session: pytest.Session) -> None:
+        # The collector stays paused until :meth:`close`. The results' records, made now
+        # if they were rows (four objects a test), are what a full collection counts: they
+        # tipped one more over before pytest's own at unconfigure (at 20,000 tests, 0.28 s
+        # of a 16 s run: 13 full collections against plain pytest's 12; issue 16). They
+        # die at close, before pytest's collections walk the heap.
+        self._paused_collector = gc.isenabled()
+        gc.disable()
         recorder, gate, config = self._recorder, self._gate, self._config
         if session.exitstatus == pytest.ExitCode.USAGE_ERROR:
             # A run refused for a usage error (a bad marker, found at collection) measured
@@ -263,6 +272,13 @@ class SessionEnd:
     @staticmethod
     def _with_status(record: RunRecord, session: pytest.Session) -> RunRecord:
         return replace(record, session=replace(record.session, exit_status=int(session.exitstatus)))
+
+    def close(self) -> None:
+        """Let go of the run's record and resume the collector paused by :meth:`finish`."""
+        self.record = None
+        if self._paused_collector:
+            self._paused_collector = False
+            gc.enable()
 
     def write_terminal(self, terminalreporter: Any) -> None:
         from pytest_energy.report.terminal import write_energy_section
