@@ -49,9 +49,6 @@ if TYPE_CHECKING:
 TEST_SETTINGS = pytest.StashKey[TestSettings]()
 WINDOW = pytest.StashKey[EnergyWindow | None]()
 MEASUREMENT = pytest.StashKey[Measurement | None]()
-#: A plain test's window as its two edges (:class:`EdgeRows`): made a
-#: measurement only when something asks for one (:meth:`EnergyRun._measurement`).
-EDGES = pytest.StashKey["tuple[Edge, Edge] | None"]()
 BENCHMARK = pytest.StashKey["EnergyBenchmark"]()
 BUDGET_NOTES = pytest.StashKey[list[BudgetNote]]()
 #: The empty budget list of every test without budgets (records never mutate it): a list
@@ -83,6 +80,10 @@ class EnergyRun:
         #: the session reads them so (:meth:`SessionRecorder.plain_meter`).
         self._edges: Callable[[], Edge] | None = None
         self._edge_rows: EdgeRows | None = None
+        #: The last plain test's window as its two edges, until its report (one test
+        #: runs at a time): not a stash entry, three stash calls a test fewer. Made a
+        #: measurement only when something asks for one (:meth:`_measurement`).
+        self._window_edges: tuple[pytest.Item, Edge, Edge] | None = None
         #: The test whose reports are being logged, and its outcome so far.
         self._item: pytest.Item | None = None
         self._outcome = "passed"
@@ -286,7 +287,7 @@ class EnergyRun:
             try:
                 result = yield
             finally:
-                item.stash[EDGES] = (start, edge())
+                self._window_edges = (item, start, edge())
         else:
             window = self._recorder.open_window()
             try:
@@ -351,10 +352,8 @@ class EnergyRun:
             # The result holds the window now; an item outlives it (issue 16: what
             # the items keep, every full garbage collection walks), and a rerun of
             # the item must not find the last run's window.
-            stash = item.stash
-            if EDGES in stash:
-                stash[EDGES] = None
-            stash[MEASUREMENT] = None
+            self._window_edges = None
+            item.stash[MEASUREMENT] = None
             if row is not None:
                 self._add_row(row)
             elif result is not None:
@@ -373,11 +372,11 @@ class EnergyRun:
         stash = item.stash
         if BENCHMARK in stash or BUDGET_NOTES in stash:
             return None
-        edges = stash.get(EDGES, None)
-        if edges is not None and self._edge_rows is not None:
+        window = self._window_edges
+        if window is not None and window[0] is item and self._edge_rows is not None:
             path, line, _ = item.location
             number = None if line is None else line + 1
-            row = self._edge_rows.row(item.nodeid, path, number, outcome, *edges)
+            row = self._edge_rows.row(item.nodeid, path, number, outcome, window[1], window[2])
             if row is not None:
                 return row
         measurement = self._measurement(item)
@@ -399,10 +398,10 @@ class EnergyRun:
     def _measurement(self, item: pytest.Item) -> Measurement | None:
         """The test's window as a measurement: made from its edges, if it has them."""
         stash = item.stash
-        edges = stash.get(EDGES, None)
-        if edges is not None and self._edge_rows is not None:
-            stash[EDGES] = None
-            stash[MEASUREMENT] = self._edge_rows.measurement(*edges)
+        window = self._window_edges
+        if window is not None and window[0] is item and self._edge_rows is not None:
+            self._window_edges = None
+            stash[MEASUREMENT] = self._edge_rows.measurement(window[1], window[2])
         return stash.get(MEASUREMENT, None)
 
     def _result(self, item: pytest.Item, outcome: str) -> TestResult | None:
