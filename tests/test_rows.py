@@ -337,6 +337,7 @@ def test_expanded_rows_give_their_lines_for_these_very_records(
     # RowShape.expand's source: the rows' lines from the template, a record's encoded.
     shape = RowShape("call", "modelled", ["model"], _carbon_of, [])
     rng = random.Random(3)
+    no_flags: list[str] = []  # shared, as the windows' flag lists are
 
     def row(nodeid: str) -> int:
         joules = rng.uniform(0, 5)  # finite: a non-finite one's line comes from its record
@@ -346,7 +347,7 @@ def test_expanded_rows_give_their_lines_for_these_very_records(
             total_j=joules,
             method="modelled",
             meters=shape._meters,
-            flags=[],
+            flags=no_flags,
         )
         made = shape.row(nodeid, "t.py", 3, "passed", measurement, None, rng.random(), None)
         assert made is not None
@@ -374,6 +375,54 @@ def test_expanded_rows_give_their_lines_for_these_very_records(
     # Any other tests than these records: no text, the caller encodes them.
     assert written(records[:-1]) is None
     assert written([*records[:-1], replace(records[-1])]) is None  # equal, not the same
+
+    # A few rows and no template yet: encoding their records is cheaper than making it.
+    few = RowShape("call", "modelled", ["model"], _carbon_of, [])
+    shape = few  # row() above adds to `shape`
+    assert few.expand([row("t.py::a"), row("t.py::b")]) is None
+    assert few.expand([row(f"t.py::r{n}") for n in range(64)]) is not None
+
+
+def test_a_big_session_without_a_results_file_stores_the_rows_lines(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # End to end: the history's copy of a run without a results file is written from the
+    # rows' lines, the same text as from the records, without encoding a record.
+    pytester.makepyfile(
+        test_many="import pytest\n\n"
+        "@pytest.mark.parametrize('n', [f'\\u00e9 %s%% q\"{i}' for i in range(100)])\n"
+        "def test_n(n): pass\n"
+    )
+    encoded: list[object] = []
+
+    def encode(test: TestResult) -> str:
+        encoded.append(test)
+        return encode_test(test)
+
+    def run(name: str) -> None:
+        result = pytester.runpytest_inprocess(
+            "--energy", "--energy-meter=model", f"--energy-history={name}.sqlite",
+            "-p", "no:randomly",
+        )  # fmt: skip
+        result.assert_outcomes(passed=100)
+
+    with monkeypatch.context() as patch:  # not undo(): pytester's own patches stay
+        patch.setattr(rows_module, "encode_test", encode)
+        run("rows")
+    assert len(encoded) == 1  # the record the session's line template is made from
+    with monkeypatch.context() as patch:
+        patch.setattr(RowShape, "row", lambda *args: None)
+        run("records")
+    lines = _history_test_lines(pytester.path / "rows.sqlite")
+    assert len(lines) == 100
+    # The model meter's numbers differ run to run: compare the lines' keys and node ids.
+    records = _history_test_lines(pytester.path / "records.sqlite")
+    assert [json.loads(line.rstrip(","))["nodeid"] for line in lines] == [
+        json.loads(line.rstrip(","))["nodeid"] for line in records
+    ]
+    assert [list(json.loads(line.rstrip(","))) for line in lines] == [
+        list(json.loads(line.rstrip(","))) for line in records
+    ]
 
 
 def test_a_measurement_unlike_the_sessions_stays_a_record() -> None:
@@ -448,10 +497,10 @@ def pytest_unconfigure(config):
 def test_the_sessions_end_pauses_the_collector_until_its_records_are_gone(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, user_paused: bool
 ) -> None:
-    # The records the end makes from the rows (four objects a test) made the collector
-    # run one more full collection than plain pytest before pytest's own at unconfigure.
-    # Paused from the session's end until the plugin lets go of them, it runs none; it
-    # runs again afterwards, unless it was paused before.
+    # The records the end makes from the rows (four objects a test) met the collections
+    # of the session's end, which walked them. Paused from the session's end until the
+    # plugin lets go of them, the collector runs none there; it runs again afterwards,
+    # unless it was paused before.
     pytester.makeconftest(COLLECTIONS_AT_THE_END)
     pytester.makepyfile(
         test_many="import pytest\n\n@pytest.mark.parametrize('n', range(300))\n"

@@ -190,7 +190,7 @@ class SessionRecorder:
         if self._checkpoint is not None:
             # The file holds these results: it is finished in place, not rewritten.
             self._checkpoint.adopt(self._entries)
-        else:  # no file to read them back from: the history's copy writes the rows' lines
+        elif written is not None:  # no file to read back: the history's copy writes them
             offer_written(written)
 
     # -- what the session measures with --------------------------------------

@@ -41,6 +41,9 @@ CarbonOf = Callable[[float, "float | None"], Carbon]
 
 #: A session has a handful of flag combinations; past this many, results stay records.
 _MAX_FLAG_LISTS = 64
+#: Rows from which writing their lines from the template (made once, ~0.3 ms; then ~5 µs
+#: a line) costs less than encoding their records (~13 µs each).
+_TEMPLATE_PAYS_FROM = 64
 
 
 class RowShape:
@@ -195,9 +198,9 @@ class RowShape:
             return {names[0]: self._joules[0][row]}
         return {name: column[row] for name, column in zip(names, self._joules, strict=True)}
 
-    def expand(self, entries: list[Entry]) -> WrittenTests:
+    def expand(self, entries: list[Entry]) -> WrittenTests | None:
         """Replace the rows in ``entries`` with their records, in place; returns where
-        their text can be read (:meth:`written`).
+        their text can be read (:meth:`written`), when that is cheaper than encoding them.
 
         The records live to the session's end: made with the collector running, its young
         collections (one every 700) walked and promoted them, and at 20,000 tests that
@@ -205,22 +208,26 @@ class RowShape:
         young collection. Nothing here makes cyclic garbage.
         """
         kept = list(entries)
+        rows = 0
         running = gc.isenabled()
         gc.disable()
         try:
             for index, entry in enumerate(entries):
                 if type(entry) is int:
                     entries[index] = self.record(entry)
+                    rows += 1
         finally:
             if running:
                 gc.enable()
+        if self._line is None and rows < _TEMPLATE_PAYS_FROM:
+            return None  # encoding these few records is cheaper than making the template
         return self.written(kept, cast("list[TestResult]", list(entries)))
 
     def written(self, entries: Sequence[Entry], records: Sequence[TestResult]) -> WrittenTests:
         """Where the history's copy of a run without a results file reads its tests' text
         (:func:`~pytest_energy.record_lines.offer_written`): ``entries`` as kept, rows
         and records, which became ``records``; a row's line is written from the template
-        (2.5 µs) instead of its record encoded again (12 µs a test; issue 16). For any
+        (~5 µs) instead of its record encoded again (~13 µs a test; issue 16). For any
         other tests than these very records, the source gives None."""
 
         def text(tests: Sequence[TestResult]) -> Iterator[str] | None:
