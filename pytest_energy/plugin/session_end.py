@@ -85,7 +85,7 @@ class SessionEnd:
         # callgrind), and at a suite size where they tip it, one full collection more than
         # plain pytest makes (issue 16). They die at close, before pytest's own
         # collections at unconfigure walk the heap.
-        self._paused_collector = gc.isenabled()
+        self._paused_collector = self._paused_collector or gc.isenabled()
         gc.disable()
         recorder, gate, config = self._recorder, self._gate, self._config
         if session.exitstatus == pytest.ExitCode.USAGE_ERROR:
