@@ -413,16 +413,14 @@ def test_a_big_session_without_a_results_file_stores_the_rows_lines(
     with monkeypatch.context() as patch:
         patch.setattr(RowShape, "row", lambda *args: None)
         run("records")
-    lines = _history_test_lines(pytester.path / "rows.sqlite")
-    assert len(lines) == 100
+    rows, records = (
+        [json.loads(line.rstrip(",")) for line in _history_test_lines(pytester.path / name)]
+        for name in ("rows.sqlite", "records.sqlite")
+    )
+    assert len(rows) == 100
     # The model meter's numbers differ run to run: compare the lines' keys and node ids.
-    records = _history_test_lines(pytester.path / "records.sqlite")
-    assert [json.loads(line.rstrip(","))["nodeid"] for line in lines] == [
-        json.loads(line.rstrip(","))["nodeid"] for line in records
-    ]
-    assert [list(json.loads(line.rstrip(","))) for line in lines] == [
-        list(json.loads(line.rstrip(","))) for line in records
-    ]
+    assert [test["nodeid"] for test in rows] == [test["nodeid"] for test in records]
+    assert [list(test) for test in rows] == [list(test) for test in records]
 
 
 def test_a_measurement_unlike_the_sessions_stays_a_record() -> None:

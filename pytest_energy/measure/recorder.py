@@ -185,7 +185,7 @@ class SessionRecorder:
             self._last_checkpoint = time.monotonic()
             self._write_checkpoint(checkpoint)
         assert self.row_shape is not None  # rows are only added with a shape
-        written = self.row_shape.expand(self._entries)
+        written = self.row_shape.expand(self._entries, text=self._checkpoint is None)
         self._rows = 0
         if self._checkpoint is not None:
             # The file holds these results: it is finished in place, not rewritten.

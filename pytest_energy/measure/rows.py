@@ -198,16 +198,17 @@ class RowShape:
             return {names[0]: self._joules[0][row]}
         return {name: column[row] for name, column in zip(names, self._joules, strict=True)}
 
-    def expand(self, entries: list[Entry]) -> WrittenTests | None:
-        """Replace the rows in ``entries`` with their records, in place; returns where
-        their text can be read (:meth:`written`), when that is cheaper than encoding them.
+    def expand(self, entries: list[Entry], *, text: bool = True) -> WrittenTests | None:
+        """Replace the rows in ``entries`` with their records, in place; with ``text``,
+        returns where their text can be read (:meth:`written`), when that is cheaper than
+        encoding them (a session with a results file reads it back from there instead).
 
         The records live to the session's end: made with the collector running, its young
         collections (one every 700) walked and promoted them, and at 20,000 tests that
         ended in one more full collection (~0.25 s). Made with it paused, they meet one
         young collection. Nothing here makes cyclic garbage.
         """
-        kept = list(entries)
+        kept = list(entries) if text else []
         rows = 0
         running = gc.isenabled()
         gc.disable()
@@ -219,7 +220,7 @@ class RowShape:
         finally:
             if running:
                 gc.enable()
-        if self._line is None and rows < _TEMPLATE_PAYS_FROM:
+        if not text or (self._line is None and rows < _TEMPLATE_PAYS_FROM):
             return None  # encoding these few records is cheaper than making the template
         return self.written(kept, cast("list[TestResult]", list(entries)))
 
