@@ -28,7 +28,7 @@ from pytest_energy.storage.history_schema import record_json_text
 pytest_plugins = ("pytester",)
 
 #: Every kind of outcome a plain test can have, a budget (a record, not a row), and node
-#: ids that need escaping in JSON and in %-formatting.
+#: ids that need escaping in JSON, or that a format string would read (%, braces).
 INNER_TESTS = """
 import pytest
 
@@ -61,7 +61,7 @@ def test_teardown_error(broken_teardown):
 def test_budget():
     pass
 
-@pytest.mark.parametrize("n", ["\\u00e9\\u2603", "%s%%", 'q"uote\\\\'])
+@pytest.mark.parametrize("n", ["\\u00e9\\u2603", "%s%%", 'q"uote\\\\', "{b}{{"])
 def test_param(n):
     pass
 """
@@ -130,12 +130,12 @@ def test_a_session_with_rows_is_the_session_with_records(
     monkeypatch.setattr(RowShape, "row", lambda *args: None)
     without = _run(pytester, trace, "records")
 
-    outcomes = {"passed": 6, "failed": 1, "skipped": 2, "xfailed": 1, "errors": 1}
+    outcomes = {"passed": 7, "failed": 1, "skipped": 2, "xfailed": 1, "errors": 1}
     with_rows.assert_outcomes(**outcomes)
     unfiled.assert_outcomes(**outcomes)
     without.assert_outcomes(**outcomes)
     # Every measured test but the one with a budget was a row.
-    assert len(made) == 8
+    assert len(made) == 9
     assert not any("test_budget" in nodeid for nodeid in made)
 
     rows, records = load(pytester.path / "rows.json"), load(pytester.path / "records.json")
@@ -145,7 +145,7 @@ def test_a_session_with_rows_is_the_session_with_records(
     # The files hold the same lines, a test a line.
     text = _test_lines(pytester.path / "rows.json")
     assert text == _test_lines(pytester.path / "records.json")
-    assert len(text) == 9
+    assert len(text) == 10
     assert History(pytester.path / "rows.sqlite").record(1).tests == rows.tests
     assert _history_test_lines(pytester.path / "records.sqlite") == text
     assert _history_test_lines(pytester.path / "unfiled.sqlite") == text
@@ -212,10 +212,10 @@ def test_the_model_meters_windows_read_as_edges_are_the_windows_read_as_records(
     monkeypatch.setattr(SessionRecorder, "plain_meter", lambda recorder: None)
     windows = run("windows")
 
-    outcomes = {"passed": 6, "failed": 1, "skipped": 2, "xfailed": 1, "errors": 1}
+    outcomes = {"passed": 7, "failed": 1, "skipped": 2, "xfailed": 1, "errors": 1}
     edges.assert_outcomes(**outcomes)
     windows.assert_outcomes(**outcomes)
-    assert len(read) == 2 * 9  # every measured window, the budgeted test's too
+    assert len(read) == 2 * 10  # every measured window, the budgeted test's too
     with_edges, with_windows = (
         load(pytester.path / "edges.json"),
         load(pytester.path / "windows.json"),

@@ -261,8 +261,10 @@ class RowShape:
         """A function that writes a row's line by filling the session's line template.
 
         The template is the line of a record whose variable values are marker strings;
-        each marker becomes a ``%s`` filled with the value as the JSON encoder writes it
-        (``float.__repr__``, ``int.__repr__``, the ASCII string escape, ``null``).
+        each marker becomes a slot of an f-string, filled with the value as the JSON
+        encoder writes it (``float.__repr__``, ``int.__repr__``, the ASCII string escape,
+        ``null``). An f-string joins its parts in one step; ``%``-formatting the same
+        line parsed its 600-character format on every call (~1 µs a line of ~4.5).
         """
         names = self._names or ()
         # The values are read into locals first (s, t, x, ...); a domain's joules that are
@@ -308,8 +310,6 @@ class RowShape:
         found = pieces[1::2]
         if sorted(found) != sorted(slots):
             return False  # a marker lost or doubled: every line takes the record's path
-        template = "%s".join(piece.replace("%", "%%") for piece in pieces[0::2])
-        values = ", ".join(slots[slot] for slot in found)
         joules = [f"j{k}" for k in range(len(names))]
         source = "\n    ".join(
             [
@@ -322,12 +322,18 @@ class RowShape:
                 "if n - n != 0.0:",
                 "    return None",
                 "total = _f(t)",
-                f"return _template % ({values},)",
+                # The session's text between the values is in the scope, as _p0, _p1, ...
+                'return f"'
+                + "".join(
+                    f"{{_p{index // 2}}}" if index % 2 == 0 else f"{{{slots[piece]}}}"
+                    for index, piece in enumerate(pieces)
+                    if piece or index % 2
+                )
+                + '"',
             ]
         )
         columns = ("_nodeid", "_file", "_line_no", "_outcome", "_seconds", "_total_j", "_flag")
         scope: dict[str, Any] = {
-            "_template": template,
             "_s": json.encoder.encode_basestring_ascii,
             "_f": float.__repr__,
             "_i": int.__repr__,
@@ -335,6 +341,7 @@ class RowShape:
             **{name: getattr(self, name) for name in columns},
             **{name: getattr(self, name) for name in ("_net_j", "_grams", "_embodied")},
             **{f"_joules_{k}": column for k, column in enumerate(self._joules)},
+            **{f"_p{index}": piece for index, piece in enumerate(pieces[0::2])},
         }
         exec(compile(source, "<row line>", "exec"), scope)  # made from the slot table above
         function: Callable[[Row], str | None] = scope["line"]

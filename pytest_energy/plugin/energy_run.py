@@ -328,6 +328,7 @@ class EnergyRun:
 
     # The reports as logged: plain hooks, where a makereport wrapper cost a generator three
     # times a test (issue 16). A report has no item: the protocol's start says which it is.
+    # (A node id is made from the node's parts on each read, since pytest 9: read once.)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> None:
@@ -343,11 +344,11 @@ class EnergyRun:
             self._outcome = "passed" if report.passed else "skipped" if report.skipped else "error"
         elif when == "teardown":
             item = self._item
-            if item is None or item.nodeid != report.nodeid:
-                return  # the xdist controller, which runs no test, or another plugin's report
+            if item is None or (nodeid := item.nodeid) != report.nodeid:
+                return  # the xdist controller (no test), or another plugin's report
             self._item = None
             outcome = "error" if report.failed else self._outcome
-            row = self._row(item, outcome)
+            row = self._row(item, nodeid, outcome)
             result = self._result(item, outcome) if row is None else None
             # The result holds the window now; an item outlives it (issue 16: what
             # the items keep, every full garbage collection walks), and a rerun of
@@ -363,7 +364,7 @@ class EnergyRun:
                 else:
                     self._add(result)
 
-    def _row(self, item: pytest.Item, outcome: str) -> Row | None:
+    def _row(self, item: pytest.Item, nodeid: str, outcome: str) -> Row | None:
         """A plain test's result as a row (:mod:`pytest_energy.measure.rows`), or None
         when it is not a plain test's: a benchmark, a budget, no measurement."""
         shape = self._recorder.row_shape
@@ -376,7 +377,7 @@ class EnergyRun:
         if window is not None and window[0] is item and self._edge_rows is not None:
             path, line, _ = item.location
             number = None if line is None else line + 1
-            row = self._edge_rows.row(item.nodeid, path, number, outcome, window[1], window[2])
+            row = self._edge_rows.row(nodeid, path, number, outcome, window[1], window[2])
             if row is not None:
                 return row
         measurement = self._measurement(item)
@@ -385,7 +386,7 @@ class EnergyRun:
         path, line, _ = item.location
         grams, embodied = self.carbon.figures(measurement.total_j, measurement.seconds)
         return shape.row(
-            item.nodeid,
+            nodeid,
             path,
             None if line is None else line + 1,
             outcome,
