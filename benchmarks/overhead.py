@@ -78,11 +78,13 @@ Run from the repository's virtual environment, where the plugin is installed::
 
 About 20 minutes on 2 cores, most of it python-dateutil's 5,000 tests (``--no-third-party``
 skips the third-party suites, ``--big-tests 0`` the 20,000-test suite, ``--sections c`` runs
-only the side-by-side table and its profile). A target is PASS when the upper quartile
-of its paired differences is under it, FAIL when the lower one is not, and UNDECIDED in
-between (or, per test, when plain runs alone differ by more than the target): on a host
-whose speed drifts, a median alone passed and failed the same tree. Exits 1 unless every
-target passed. For context it prints, without running it, the reference figure from the issue:
+only the side-by-side table and its profile). A target is judged on a distribution-free
+95 % interval for the median of its paired differences (the sign test's; with 5
+repetitions the smallest and largest, 93.8 %): PASS when the interval lies under the
+target, FAIL when it lies at or above it, UNDECIDED when it holds the target, which more
+repetitions (``--reps``, ``--startup-pairs``) resolve. On a host whose speed drifts, the
+median alone passed and failed the same package in two runs. Exits 1 unless every target
+passed. For context it prints, without running it, the reference figure from the issue:
 pytest-codecarbon made the same third-party suites take 1.5-2.0x the wall time of a plain run.
 """
 
@@ -90,6 +92,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -370,20 +373,41 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
-def judged(quartile_values: tuple[float, float, float], target: float) -> tuple[bool, str]:
-    """Whether a cost is under ``target``, and the word for it, from the quartiles of its
-    paired differences: PASS when the upper quartile is under the target, FAIL when the
-    lower one is not, UNDECIDED when the target lies between them. On a host whose speed
-    drifts, the median alone passed or failed the same tree from one run to the next."""
-    low, _, high = quartile_values
+#: The confidence of the interval a target is judged on (:func:`median_interval`).
+CONFIDENCE = 0.95
+
+
+def median_interval(values: Sequence[float]) -> tuple[float, float, float]:
+    """A distribution-free interval for the median of paired differences, the sign test's:
+    the k-th smallest and the k-th largest value, with k the largest rank whose coverage
+    ``1 - 2 P(Binomial(n, 1/2) < k)`` reaches :data:`CONFIDENCE`; with too few values for
+    that (5 give 93.8 %, 3 give 75 %), the smallest and the largest. Unlike the spread of
+    the differences, it narrows as repetitions are added. Returns (low, high, coverage)."""
+    ordered = sorted(values)
+    n = len(ordered)
+
+    def coverage(k: int) -> float:
+        return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n
+
+    k = 1
+    while 2 * (k + 1) <= n + 1 and coverage(k + 1) >= CONFIDENCE:
+        k += 1
+    return ordered[k - 1], ordered[n - k], coverage(k)
+
+
+def judged(values: Sequence[float], target: float) -> tuple[bool, str]:
+    """Whether a cost is under ``target``, and the words for it, from its paired
+    differences: PASS when the median's interval (:func:`median_interval`) lies under the
+    target, FAIL when it lies at or above it, UNDECIDED when it holds the target. On a host
+    whose speed drifts, the median alone passed and failed the same package in two runs."""
+    low, high, coverage = median_interval(values)
+    median = statistics.median(values)
+    interval = f"median {median:+.3g}, {coverage:.1%} interval [{low:+.3g}, {high:+.3g}]"
     if high < target:
-        return True, "PASS"
+        return True, f"PASS ({interval})"
     if low >= target:
-        return False, "FAIL"
-    return False, (
-        f"UNDECIDED (the IQR straddles {target:g}: more repetitions on a quieter machine, "
-        "or benchmarks/instructions.py)"
-    )
+        return False, f"FAIL ({interval})"
+    return False, f"UNDECIDED ({interval} holds {target:g}: more repetitions narrow it)"
 
 
 # -- (a) startup ---------------------------------------------------------------------------
@@ -548,6 +572,7 @@ class Parts:
     fresh: tuple[float, float, float]
     fresh_cpu: tuple[float, float, float]
     fresh_pairs: int
+    fresh_ms: list[float]  # each pair's wall difference, for the verdict
 
     @property
     def estimate(self) -> float:
@@ -588,6 +613,7 @@ def parts(
         fresh=tuple(x * ms for x in quartiles([wall for wall, _ in fresh])),  # type: ignore[arg-type]
         fresh_cpu=tuple(x * ms for x in quartiles([cpu for _, cpu in fresh])),  # type: ignore[arg-type]
         fresh_pairs=2 * pairs,
+        fresh_ms=[wall * ms for wall, _ in fresh],
     )
 
 
@@ -716,12 +742,11 @@ def fixed_cost(pairs: int, tiny: Path, env: dict[str, str]) -> bool:
         "  the whole fixed cost, one pytest.main per fresh process after import pytest "
         f"(imports through pytest's plugin loading, first-use caches, GC): {part.fresh_line()}"
     )
-    ok, word = judged(part.fresh, FIXED_TARGET_MS)
+    ok, word = judged(part.fresh_ms, FIXED_TARGET_MS)
     print(
         f"  target: the fixed cost under {FIXED_TARGET_MS:g} ms, judged on the fresh-process "
-        f"difference: {word} ({part.fresh[1]:.1f} ms [IQR {part.fresh[0]:.1f}, "
-        f"{part.fresh[2]:.1f}]; the whole-process pairs, which add interpreter start-up "
-        f"noise, measured {med:+.1f} ms)"
+        f"differences (ms): {word}; the whole-process pairs, which add interpreter start-up "
+        f"noise, measured {med:+.1f} ms"
     )
     return ok
 
@@ -815,6 +840,7 @@ def side_by_side(suite: Suite, scratch: Path) -> bool:
     )
     plain_peak = statistics.median(s.peak_mb for s in runs["plain"])
     added: dict[str, tuple[float, float, float]] = {}
+    added_ms: dict[str, list[float]] = {}  # each repetition's, for the verdict
     extra_mb: dict[str, float] = {}
     for name, (label, _) in table.items():
         wall = statistics.median(s.wall for s in runs[name])
@@ -828,6 +854,7 @@ def side_by_side(suite: Suite, scratch: Path) -> bool:
             for x, y in zip(runs[name], runs["plain"], strict=True)
         ]
         added[name] = quartiles(diffs)
+        added_ms[name] = diffs
         q1, med, q3 = added[name]
         ratio = statistics.median(
             x.wall / y.wall for x, y in zip(runs[name], runs["plain"], strict=True)
@@ -848,15 +875,10 @@ def side_by_side(suite: Suite, scratch: Path) -> bool:
     )
     if not suite.judged:
         return True
-    ok, word = judged(added["json"], PER_TEST_TARGET_MS)
-    spread = (max(plain_walls) - min(plain_walls)) / suite.tests * 1e3
-    if ok and spread >= PER_TEST_TARGET_MS:
-        # Plain runs alone differ by more than the target: a median under it says nothing.
-        ok, word = False, f"UNDECIDED (plain runs alone {spread:.3f} ms a test apart)"
-    q1, med, q3 = added["json"]
+    ok, word = judged(added_ms["json"], PER_TEST_TARGET_MS)
     print(
         f"    target: --energy --energy-json (history on) under {PER_TEST_TARGET_MS:g} ms added "
-        f"per test: {word} ({med:+.3f} ms [IQR {q1:+.3f}, {q3:+.3f}])"
+        f"per test (ms): {word}"
     )
     if suite.tests >= 20000:
         memory_ok = extra_mb["json"] < PEAK_TARGET_MB
