@@ -568,15 +568,19 @@ class Parts:
     work_cpu: float
     pairs: int
     reps: int
-    #: The whole difference: one pytest.main per fresh process (see _FRESH_PROBE).
-    fresh: tuple[float, float, float]
+    #: The whole difference: one pytest.main per fresh process (see _FRESH_PROBE), each
+    #: pair's wall difference (the verdicts judge these) and CPU quartiles.
+    fresh_ms: list[float]
     fresh_cpu: tuple[float, float, float]
     fresh_pairs: int
-    fresh_ms: list[float]  # each pair's wall difference, for the verdict
 
     @property
     def estimate(self) -> float:
         return self.imports[1] + self.work[1]
+
+    @property
+    def fresh(self) -> tuple[float, float, float]:
+        return quartiles(self.fresh_ms)
 
     def fresh_line(self) -> str:
         w1, wmed, w3 = self.fresh
@@ -610,10 +614,9 @@ def parts(
         work_cpu=statistics.median(cpu for _, cpu in diffs) * ms,
         pairs=4 * pairs,
         reps=reps,
-        fresh=tuple(x * ms for x in quartiles([wall for wall, _ in fresh])),  # type: ignore[arg-type]
+        fresh_ms=[wall * ms for wall, _ in fresh],
         fresh_cpu=tuple(x * ms for x in quartiles([cpu for _, cpu in fresh])),  # type: ignore[arg-type]
         fresh_pairs=2 * pairs,
-        fresh_ms=[wall * ms for wall, _ in fresh],
     )
 
 
@@ -679,11 +682,11 @@ def startup(pairs: int, tiny: Path, suite: Path, env: dict[str, str], tests: int
         "  the whole difference, one pytest.main per fresh process after import pytest (the "
         f"plugin loaded by pytest, as for a user): {part.fresh_line()}"
     )
-    ok = part.fresh[1] < STARTUP_TARGET_MS
+    ok, word = judged(part.fresh_ms, STARTUP_TARGET_MS)
     print(
-        f"  target: under {STARTUP_TARGET_MS:g} ms, judged on the fresh-process difference "
-        f"(whole-process pairs measured {medians[0]:+.1f} ms, too noisy here to judge 10 ms): "
-        f"{verdict(ok)}"
+        f"  target: under {STARTUP_TARGET_MS:g} ms, judged on the fresh-process differences "
+        f"(ms; whole-process pairs measured {medians[0]:+.1f} ms, too noisy here to judge "
+        f"10 ms): {word}"
     )
     print(
         f"  target: within noise (0 inside the IQR of the whole-process paired differences, "
@@ -839,8 +842,7 @@ def side_by_side(suite: Suite, scratch: Path) -> bool:
         f"{'ratio':>6} {'peak MB':>8} {'+MB':>6} {'CPU ms/test':>11}"
     )
     plain_peak = statistics.median(s.peak_mb for s in runs["plain"])
-    added: dict[str, tuple[float, float, float]] = {}
-    added_ms: dict[str, list[float]] = {}  # each repetition's, for the verdict
+    added: dict[str, list[float]] = {}  # ms a test, each repetition's
     extra_mb: dict[str, float] = {}
     for name, (label, _) in table.items():
         wall = statistics.median(s.wall for s in runs[name])
@@ -853,9 +855,8 @@ def side_by_side(suite: Suite, scratch: Path) -> bool:
             (x.wall - y.wall) / suite.tests * 1e3
             for x, y in zip(runs[name], runs["plain"], strict=True)
         ]
-        added[name] = quartiles(diffs)
-        added_ms[name] = diffs
-        q1, med, q3 = added[name]
+        added[name] = diffs
+        q1, med, q3 = quartiles(diffs)
         ratio = statistics.median(
             x.wall / y.wall for x, y in zip(runs[name], runs["plain"], strict=True)
         )
@@ -875,7 +876,7 @@ def side_by_side(suite: Suite, scratch: Path) -> bool:
     )
     if not suite.judged:
         return True
-    ok, word = judged(added_ms["json"], PER_TEST_TARGET_MS)
+    ok, word = judged(added["json"], PER_TEST_TARGET_MS)
     print(
         f"    target: --energy --energy-json (history on) under {PER_TEST_TARGET_MS:g} ms added "
         f"per test (ms): {word}"
