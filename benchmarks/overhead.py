@@ -10,7 +10,7 @@ user's installed plugin imports from cached bytecode).
 
 (a) Startup, plugin installed but off, against ``-p no:energy``: the wall time of a pytest
     process on a one-test suite and of ``--collect-only -q`` on the 2,000-test suite, in
-    alternating pairs (A B, B A, ...). Prints the median paired difference in ms with the
+    pairs (see "Pairs" below). Prints the median paired difference in ms with the
     interquartile range of the differences, the difference of the fastest runs, and the child
     processes' CPU time (user + sys) difference.
 
@@ -23,14 +23,13 @@ user's installed plugin imports from cached bytecode).
     alone), and the hooks (alternating in-process ``pytest.main`` runs of the tiny suite, with
     and without ``-p no:energy``, once every import is done). Then the whole difference in one
     figure: one ``pytest.main`` per fresh process that has already imported pytest and,
-    untimed, the modules outside the plugin both runs load, in alternating pairs (the plugin
+    untimed, the modules outside the plugin both runs load, in pairs (the plugin
     loaded by pytest's entry points, first-use caches and garbage collection included,
     interpreter start-up noise excluded). Targets: that fresh-process difference under 10 ms,
-    and the whole-process difference within noise (0 inside the IQR of the paired
-    differences, both rows).
+    and the whole-process differences (both rows) under 10 ms too.
 
 (b) The fixed cost of ``--energy`` (issue 16): the one-test suite with ``--energy
-    --energy-meter=model`` against the plugin off, in alternating whole-process pairs, and what
+    --energy-meter=model`` against the plugin off, in whole-process pairs, and what
     that difference is made of, timed precisely: the imports ``--energy`` adds (every module
     an ``--energy`` run loads that a run with the plugin off does not, imported in fresh
     processes that have imported pytest) and the session's own work once every import is done
@@ -43,17 +42,19 @@ user's installed plugin imports from cached bytecode).
     --energy-html``; on generated suites of 2,000 and 20,000 trivial tests and on two real
     third-party suites installed from their sdists into a scratch folder (``toolz`` and
     ``python-dateutil``, pinned below, with their test dependencies; skipped with a line
-    when the package index cannot be reached). Each variant runs ``--reps`` times in a rotated,
-    alternately reversed order, every ``--energy`` run without ``.energy/`` from an earlier
-    one. Prints the median wall time, the added ms per test against plain (paired
-    differences / tests, with their IQR), the wall ratio, and the median peak resident memory
-    of the pytest process (``ru_maxrss`` from ``wait4``) and its difference from plain, and
-    the paired difference of the child's CPU time (user + system) per test, which a host's
-    load moves less than wall time; and how far apart the plain runs were, so a noisy
-    machine shows. Targets: ``--energy --energy-json`` (history on) under 0.1 ms per test on
-    both generated suites, and under 50 MB extra peak memory at 20,000 tests. A third-party
-    suite may have failing tests of its own: every variant must end with the same outcome
-    counts as plain.
+    when the package index cannot be reached). Each variant runs ``--reps`` times in a rotated
+    order, every ``--energy`` run without ``.energy/`` from an earlier one; with concurrent
+    pairs each variant beside a plain run of its own, plus plain beside plain, the pairing's
+    own error (an A/A row); with alternating pairs, in an alternately reversed order, each
+    against the repetition's one plain run. Prints the median wall time, the added ms per
+    test against plain (paired differences / tests, with their IQR), the wall ratio, and the
+    median peak resident memory of the pytest process (``ru_maxrss`` from ``wait4``) and its
+    difference from plain, and the paired difference of the child's CPU time (user + system)
+    per test, which a host's load moves less than wall time; and how far apart the plain
+    runs were, so a noisy machine shows. Targets: ``--energy --energy-json`` (history on)
+    under 0.1 ms per test on both generated suites, and under 50 MB extra peak memory at
+    20,000 tests. A third-party suite may have failing tests of its own: every variant must
+    end with the same outcome counts as plain.
 
 (d) Profile: an in-process ``cProfile`` run of the 2,000-test suite with ``--energy
     --energy-json``, the plugin's functions by cumulative time and all functions by own time:
@@ -74,7 +75,17 @@ Run from the repository's virtual environment, where the plugin is installed::
 
     python benchmarks/overhead.py [--startup-pairs 15] [--reps 3] [--big-reps 2]
         [--tests 2000] [--big-tests 20000] [--no-third-party] [--profile]
-        [--ops-reps 3] [--sections abce]
+        [--ops-reps 3] [--sections abce] [--pairing concurrent|alternating]
+
+Pairs: every whole-process comparison is a series of pairs, one run of each side. With two
+usable CPUs the default is ``--pairing concurrent``: a pair's two runs start at once, each
+pinned to its own CPU, and within every two pairs each side has each CPU once and starts
+first once, so both runs see the same phase of the host. On the project's 2-vCPU VM, whose
+speed drifts by a third within minutes, plain beside plain (A/A) had medians within 0.01
+ms a test this way in every run (at 2,000 and 20,000 tests; intervals at most 0.05 ms
+wide), where runs one after the other (``--pairing alternating``: A B, B A, ...; the
+only way with one CPU) spread by an interquartile range of 0.03 ms with an outlier of
+-0.78 ms. The A/A row of (c) prints the pairing's own error in every run.
 
 About 20 minutes on 2 cores, most of it python-dateutil's 5,000 tests (``--no-third-party``
 skips the third-party suites, ``--big-tests 0`` the 20,000-test suite, ``--sections c`` runs
@@ -106,6 +117,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 STARTUP_TARGET_MS = 10.0
 FIXED_TARGET_MS = 30.0
@@ -160,14 +172,13 @@ print("SECONDS=%r %r" % (time.perf_counter() - start, time.process_time() - cpu)
 # start alike: everything a run adds is timed, the plugin's imports through pytest's own
 # entry-point loading, first-use caches and the extra garbage collection included.
 _FRESH_PROBE = """
-import contextlib, importlib, io, json, shutil, sys, time
+import contextlib, importlib, io, json, sys, time
 import pytest
 for name in json.loads(sys.argv[1]):
     try:
         importlib.import_module(name)
     except Exception:
         pass
-shutil.rmtree(".energy", ignore_errors=True)
 with contextlib.redirect_stdout(io.StringIO()):
     wall, cpu = time.perf_counter(), time.process_time()
     code = pytest.main(sys.argv[2:])
@@ -320,6 +331,83 @@ def write_suite(folder: Path, tests: int, files: int) -> None:
         (folder / f"test_trivial_{index:02d}.py").write_text(body, encoding="utf-8")
 
 
+#: How the two runs of a pair are timed (``--pairing``). "concurrent": both at once, each
+#: pinned to its own CPU (which side gets which CPU and starts first is balanced by
+#: :func:`concurrent_plan`), so both see the same phase of a host whose speed drifts; on
+#: the project's 2-vCPU VM, plain beside plain (12 pairs of 2,000 trivial tests) differed
+#: by an interquartile range of 0.001 ms a test this way, and by 0.03 ms, with a -0.78-ms
+#: outlier, one after the other. "alternating": one after the other (A B, B A, ...), for a
+#: machine with one usable CPU. Set by :func:`main`.
+PAIRING = "alternating"
+#: The two CPUs a concurrent pair is pinned to.
+PAIR_CPUS = (0, 0)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A child to run: ``python argv`` in ``cwd``, and what its run must show."""
+
+    argv: tuple[str, ...]
+    cwd: Path
+    env: dict[str, str]
+    expect: str | None = None
+    accept: tuple[int, ...] = (0,)
+
+
+@dataclass
+class Running:
+    command: Command
+    proc: subprocess.Popen[bytes]
+    started: float
+    output: IO[bytes]
+
+
+def start_child(command: Command, cpu: int | None = None) -> Running:
+    """Start ``command``, pinned to ``cpu`` if given; its output goes to a temporary file."""
+    output = tempfile.TemporaryFile()  # noqa: SIM115 - closed by reap()
+    pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, *command.argv],
+        cwd=command.cwd,
+        env=command.env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        preexec_fn=pin,  # noqa: PLW1509 - the script starts no threads
+    )
+    return Running(command, proc, started, output)
+
+
+def reap(children: Sequence[Running]) -> list[tuple[Sample, str]]:
+    """Wait for every child, each timed to its own end (whichever ends first is reaped first);
+    their wall and CPU time, peak memory and output, in the order given."""
+    by_pid = {child.proc.pid: child for child in children}
+    done: dict[int, tuple[Sample, str]] = {}
+    while len(done) < len(children):
+        # wait4, not wait: this child's own resource usage, with its peak resident memory
+        # (RUSAGE_CHILDREN gives the largest of all children so far, not this one's).
+        pid, status, usage = os.wait4(-1, 0)
+        ended = time.perf_counter()
+        child = by_pid.get(pid)
+        if child is None:
+            continue
+        child.proc.returncode = returncode = os.waitstatus_to_exitcode(status)
+        child.output.seek(0)
+        text = child.output.read().decode("utf-8", errors="replace")
+        child.output.close()
+        command = child.command
+        if returncode not in command.accept or (
+            command.expect is not None and command.expect not in text
+        ):
+            raise SystemExit(
+                f"child failed (exit {returncode}): {' '.join(command.argv)}\n{text[-3000:]}"
+            )
+        cpu = usage.ru_utime + usage.ru_stime
+        peak_mb = usage.ru_maxrss / 1024  # KiB on Linux
+        done[pid] = Sample(ended - child.started, cpu, peak_mb), text
+    return [done[child.proc.pid] for child in children]
+
+
 def run_child(
     argv: Sequence[str],
     cwd: Path,
@@ -328,23 +416,53 @@ def run_child(
     accept: Sequence[int] = (0,),
 ) -> tuple[Sample, str]:
     """Run ``python argv`` to completion; its wall and CPU time, peak memory, and output."""
-    with tempfile.TemporaryFile() as output:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, *argv], cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT
+    return reap([start_child(Command(tuple(argv), cwd, env, expect, tuple(accept)))])[0]
+
+
+def concurrent_plan(index: int) -> tuple[bool, bool]:
+    """For the ``index``-th concurrent pair: whether the CPUs are swapped, and whether the
+    second command starts first.
+
+    Two things favour a side: its CPU, and starting first (the parent starting the second
+    child competes with the first; a few ms). Both swap within each two pairs (0 and 1, 2
+    and 3, ...), so each such two give each side each CPU once and each start position once,
+    and four give every combination. Unbalanced (one side started first in all five pairs,
+    and had the same CPU in four), an A/A check measured a bias of 1.5 % at 20,000 tests.
+    """
+    return index % 2 == 1, index % 4 in (1, 2)
+
+
+def run_pair(
+    index: int, first: Command, second: Command
+) -> tuple[tuple[Sample, str], tuple[Sample, str]]:
+    """The ``index``-th pair of ``first`` and ``second`` (counted per comparison, from 0), as
+    :data:`PAIRING` says: at once on two CPUs, or one after the other, the order swapped
+    every other pair."""
+    if PAIRING == "concurrent":
+        swap_cpus, second_first = concurrent_plan(index)
+        one, two = PAIR_CPUS[::-1] if swap_cpus else PAIR_CPUS
+        if second_first:
+            b, a = reap([start_child(second, two), start_child(first, one)])
+        else:
+            a, b = reap([start_child(first, one), start_child(second, two)])
+        return a, b
+    if index % 2 == 0:
+        a = reap([start_child(first)])[0]
+        b = reap([start_child(second)])[0]
+    else:
+        b = reap([start_child(second)])[0]
+        a = reap([start_child(first)])[0]
+    return a, b
+
+
+def pairing_line() -> str:
+    if PAIRING == "concurrent":
+        return (
+            f"pairing: concurrent (each pair's two runs at once, on CPUs {PAIR_CPUS[0]} and "
+            f"{PAIR_CPUS[1]}; within every two pairs each side has each CPU and starts first "
+            "once)"
         )
-        # wait4, not wait: this child's own resource usage, with its peak resident memory
-        # (RUSAGE_CHILDREN gives the largest of all children so far, not this one's).
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        proc.returncode = returncode = os.waitstatus_to_exitcode(status)
-        output.seek(0)
-        text = output.read().decode("utf-8", errors="replace")
-    cpu = usage.ru_utime + usage.ru_stime
-    peak_mb = usage.ru_maxrss / 1024  # KiB on Linux
-    if returncode not in accept or (expect is not None and expect not in text):
-        raise SystemExit(f"child failed (exit {returncode}): {' '.join(argv)}\n{text[-3000:]}")
-    return Sample(wall, cpu, peak_mb), text
+    return "pairing: alternating (each pair's runs one after the other, A B, B A, ...)"
 
 
 def pytest_child(
@@ -356,6 +474,16 @@ def pytest_child(
     accept: Sequence[int] = (0,),
 ) -> Sample:
     sample, output = run_child(["-m", "pytest", *BASE_ARGS, *args], cwd, env, expect, accept)
+    return checked_energy(sample, output, args, energy)
+
+
+def pytest_command(
+    args: Sequence[str], cwd: Path, env: dict[str, str], expect: str | None
+) -> Command:
+    return Command(("-m", "pytest", *BASE_ARGS, *args), cwd, env, expect)
+
+
+def checked_energy(sample: Sample, output: str, args: Sequence[str], energy: bool) -> Sample:
     # The energy section is the proof that the plugin measured (or stayed silent).
     if energy != bool(ENERGY_SECTION.search(output)):
         raise SystemExit(f"unexpected output for pytest {' '.join(args)}:\n{output[-2000:]}")
@@ -387,7 +515,7 @@ def median_interval(values: Sequence[float]) -> tuple[float, float, float]:
     n = len(ordered)
 
     def coverage(k: int) -> float:
-        return 1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n
+        return float(1 - 2 * sum(math.comb(n, i) for i in range(k)) / 2**n)
 
     k = 1
     while 2 * (k + 1) <= n + 1 and coverage(k + 1) >= CONFIDENCE:
@@ -423,7 +551,7 @@ class Paired:
         return [getattr(a, attr) - getattr(b, attr) for a, b in zip(self.on, self.off, strict=True)]
 
 
-def alternate(
+def paired_runs(
     pairs: int,
     first: Sequence[str],
     second: Sequence[str],
@@ -434,12 +562,11 @@ def alternate(
     a_runs: list[Sample] = []
     b_runs: list[Sample] = []
     for index in range(pairs):
-        if index % 2 == 0:
-            a_runs.append(pytest_child(first, cwd, env, expect, energy=False))
-            b_runs.append(pytest_child(second, cwd, env, expect, energy=False))
-        else:
-            b_runs.append(pytest_child(second, cwd, env, expect, energy=False))
-            a_runs.append(pytest_child(first, cwd, env, expect, energy=False))
+        (a, a_output), (b, b_output) = run_pair(
+            index, pytest_command(first, cwd, env, expect), pytest_command(second, cwd, env, expect)
+        )
+        a_runs.append(checked_energy(a, a_output, first, energy=False))
+        b_runs.append(checked_energy(b, b_output, second, energy=False))
     return a_runs, b_runs
 
 
@@ -513,21 +640,22 @@ def fresh_diffs(
         if name.split(".")[0] != "pytest_energy" and not name.startswith(("test_", "conftest"))
     ]
 
-    def once(extra: Sequence[str]) -> tuple[float, float]:
-        argv = ["-c", _FRESH_PROBE, json.dumps(outside), *BASE_ARGS, *extra, str(tiny)]
-        _, output = run_child(argv, tiny, env)
+    def command(extra: Sequence[str]) -> Command:
+        argv = ("-c", _FRESH_PROBE, json.dumps(outside), *BASE_ARGS, *extra, str(tiny))
+        return Command(argv, tiny, env)
+
+    def seconds(output: str) -> tuple[float, float]:
         line = next(x for x in output.splitlines() if x.startswith("SECONDS="))
         wall, cpu = line[len("SECONDS=") :].split()
         return float(wall), float(cpu)
 
     diffs = []
     for index in range(pairs):
-        if index % 2:
-            b = once(second)
-            a = once(first)
-        else:
-            a = once(first)
-            b = once(second)
+        # Here, not in the children: a concurrent pair's plain side must not remove the
+        # history its --energy side is writing.
+        shutil.rmtree(tiny / ".energy", ignore_errors=True)
+        (_, a_output), (_, b_output) = run_pair(index, command(first), command(second))
+        a, b = seconds(a_output), seconds(b_output)
         diffs.append((a[0] - b[0], a[1] - b[1]))
     return diffs
 
@@ -587,7 +715,7 @@ class Parts:
         c1, cmed, c3 = self.fresh_cpu
         return (
             f"{wmed:+.1f} ms wall [IQR {w1:+.1f}, {w3:+.1f}], {cmed:+.1f} ms CPU "
-            f"[IQR {c1:+.1f}, {c3:+.1f}] ({self.fresh_pairs} alternating pairs)"
+            f"[IQR {c1:+.1f}, {c3:+.1f}] ({self.fresh_pairs} {PAIRING} pairs)"
         )
 
 
@@ -623,22 +751,21 @@ def parts(
 def startup(pairs: int, tiny: Path, suite: Path, env: dict[str, str], tests: int) -> bool:
     print(
         f"\n(a) startup: plugin installed but off vs -p no:energy; whole pytest processes, "
-        f"{pairs} alternating pairs (wall ms; min = difference of the fastest runs; CPU = child "
+        f"{pairs} {PAIRING} pairs (wall ms; min = difference of the fastest runs; CPU = child "
         "user+sys)"
     )
     off = ("-p", "no:energy")
     rows: list[Paired] = []
-    one = alternate(pairs, [str(tiny)], [*off, str(tiny)], tiny, env, "1 passed")
+    one = paired_runs(pairs, [str(tiny)], [*off, str(tiny)], tiny, env, "1 passed")
     rows.append(Paired("tiny suite (1 test)", *one))
     collect = ("--collect-only", str(suite))
-    many = alternate(pairs, collect, [*off, *collect], suite, env, f"{tests} tests collected")
+    many = paired_runs(pairs, collect, [*off, *collect], suite, env, f"{tests} tests collected")
     rows.append(Paired(f"--collect-only, {tests:,} tests", *many))
 
     print(
         f"  {'run':<28} {'installed':>9} {'no:energy':>9} {'diff':>7} {'IQR of diffs':>16} "
         f"{'min':>7} {'CPU diff':>8} {'CPU IQR':>16}"
     )
-    noise_ok = True
     medians: list[float] = []
     for row in rows:
         on_ms = statistics.median(s.wall for s in row.on) * 1e3
@@ -651,7 +778,6 @@ def startup(pairs: int, tiny: Path, suite: Path, env: dict[str, str], tests: int
             f"[{q1:>+6.1f},{q3:>+7.1f}] {best:>+7.1f} {cmed:>+8.1f} [{c1:>+6.1f},{c3:>+7.1f}]"
         )
         medians.append(med)
-        noise_ok = noise_ok and q1 <= 0.0 <= q3
 
     reps = 9
     plugin_ms = statistics.median(importtime_ms(env, tiny) for _ in range(reps))
@@ -685,14 +811,15 @@ def startup(pairs: int, tiny: Path, suite: Path, env: dict[str, str], tests: int
     ok, word = judged(part.fresh_ms, STARTUP_TARGET_MS)
     print(
         f"  target: under {STARTUP_TARGET_MS:g} ms, judged on the fresh-process differences "
-        f"(ms; whole-process pairs measured {medians[0]:+.1f} ms, too noisy here to judge "
-        f"10 ms): {word}"
+        f"(ms): {word}"
     )
-    print(
-        f"  target: within noise (0 inside the IQR of the whole-process paired differences, "
-        f"both rows): {verdict(noise_ok)}"
-    )
-    return ok and noise_ok
+    # Whole processes add the interpreter's start-up noise, but also whatever the plugin's
+    # installation costs before pytest.main (its entry point, its distribution's metadata).
+    for row in rows:
+        row_ok, word = judged([d * 1e3 for d in row.diffs("wall")], STARTUP_TARGET_MS)
+        print(f"  target: under {STARTUP_TARGET_MS:g} ms, whole processes, {row.label}: {word}")
+        ok = ok and row_ok
+    return ok
 
 
 # -- (b) the fixed cost of --energy ----------------------------------------------------------
@@ -701,18 +828,20 @@ def startup(pairs: int, tiny: Path, suite: Path, env: dict[str, str], tests: int
 def fixed_cost(pairs: int, tiny: Path, env: dict[str, str]) -> bool:
     print(
         f"\n(b) the fixed cost of --energy: the one-test suite with {' '.join(ENERGY_ARGS)} vs "
-        f"the plugin off; whole pytest processes, {pairs} alternating pairs"
+        f"the plugin off; whole pytest processes, {pairs} {PAIRING} pairs"
     )
     on = [str(tiny), *ENERGY_ARGS]
     on_runs: list[Sample] = []
     off_runs: list[Sample] = []
     for index in range(pairs):
-        for energy in (True, False) if index % 2 == 0 else (False, True):
-            shutil.rmtree(tiny / ".energy", ignore_errors=True)
-            if energy:
-                on_runs.append(pytest_child(on, tiny, env, "1 passed", energy=True))
-            else:
-                off_runs.append(pytest_child([str(tiny)], tiny, env, "1 passed", energy=False))
+        shutil.rmtree(tiny / ".energy", ignore_errors=True)
+        (a, a_output), (b, b_output) = run_pair(
+            index,
+            pytest_command(on, tiny, env, "1 passed"),
+            pytest_command([str(tiny)], tiny, env, "1 passed"),
+        )
+        on_runs.append(checked_energy(a, a_output, on, energy=True))
+        off_runs.append(checked_energy(b, b_output, [str(tiny)], energy=False))
     row = Paired("one test", on_runs, off_runs)
     q1, med, q3 = (x * 1e3 for x in quartiles(row.diffs("wall")))
     c1, cmed, c3 = (x * 1e3 for x in quartiles(row.diffs("cpu")))
@@ -748,9 +877,12 @@ def fixed_cost(pairs: int, tiny: Path, env: dict[str, str]) -> bool:
     ok, word = judged(part.fresh_ms, FIXED_TARGET_MS)
     print(
         f"  target: the fixed cost under {FIXED_TARGET_MS:g} ms, judged on the fresh-process "
-        f"differences (ms): {word}; the whole-process pairs, which add interpreter start-up "
-        f"noise, measured {med:+.1f} ms"
+        f"differences (ms): {word}"
     )
+    # Not the target's measure (it adds the interpreter's start-up noise), but what a user's
+    # process pays in all, the interpreter tearing down the plugin's modules at exit included.
+    _, whole = judged([d * 1e3 for d in row.diffs("wall")], FIXED_TARGET_MS)
+    print(f"  for comparison, the same judgement on the whole-process pairs (ms): {whole}")
     return ok
 
 
@@ -809,31 +941,9 @@ def measure_plain(suite: Suite) -> Suite:
 
 def side_by_side(suite: Suite, scratch: Path) -> bool:
     table = variants(scratch)
-    names = list(table)
     print(f"\n  {suite.name}: {suite.tests:,} tests ({suite.outcomes}), {suite.reps} repetitions")
-    runs: dict[str, list[Sample]] = {name: [] for name in names}
-    accept = (0,) if suite.outcomes.find("failed") < 0 else (0, 1)
-    for rep in range(suite.reps):
-        order = names[rep % len(names) :] + names[: rep % len(names)]
-        for name in order if rep % 2 == 0 else reversed(order):
-            shutil.rmtree(suite.folder / ".energy", ignore_errors=True)
-            _, args = table[name]
-            sample, output = run_child(
-                ["-m", "pytest", *BASE_ARGS, *args, *suite.args],
-                suite.folder,
-                suite.env,
-                None,
-                accept,
-            )
-            energy = name not in ("plain", "off")
-            if energy != bool(ENERGY_SECTION.search(output)):
-                raise SystemExit(f"{suite.name}: unexpected output for {name}:\n{output[-2000:]}")
-            if outcome_counts(output) != suite.outcomes:
-                raise SystemExit(
-                    f"{suite.name}: {name} ended with {outcome_counts(output)!r}, plain with "
-                    f"{suite.outcomes!r}:\n{output[-2000:]}"
-                )
-            runs[name].append(sample)
+    reps = concurrent_reps if PAIRING == "concurrent" else alternating_reps
+    pairs = reps(suite, table)
     if suite.judged:
         check_results(scratch / "results.json", suite.tests)
 
@@ -841,39 +951,40 @@ def side_by_side(suite: Suite, scratch: Path) -> bool:
         f"    {'variant':<24} {'wall s':>7} {'ms/test vs plain':>16} {'IQR':>17} "
         f"{'ratio':>6} {'peak MB':>8} {'+MB':>6} {'CPU ms/test':>11}"
     )
-    plain_peak = statistics.median(s.peak_mb for s in runs["plain"])
-    added: dict[str, list[float]] = {}  # ms a test, each repetition's
+    plains = [plain for runs in pairs.values() for _, plain in runs]
+    plain_peak = statistics.median(s.peak_mb for s in plains)
+    wall = statistics.median(s.wall for s in plains)
+    label = table["plain"][0]
+    print(f"    {label:<24} {wall:>7.2f} {'-':>16} {'':>17} {'1.00x':>6} {plain_peak:>8.1f}")
+    added: dict[str, list[float]] = {}  # ms a test, each pair's
     extra_mb: dict[str, float] = {}
-    for name, (label, _) in table.items():
-        wall = statistics.median(s.wall for s in runs[name])
-        peak = statistics.median(s.peak_mb for s in runs[name])
+    for name, runs in pairs.items():
+        label = table[name][0] if name != "plain" else "plain beside plain (A/A)"
+        wall = statistics.median(x.wall for x, _ in runs)
+        peak = statistics.median(x.peak_mb for x, _ in runs)
         extra_mb[name] = peak - plain_peak
-        if name == "plain":
-            print(f"    {label:<24} {wall:>7.2f} {'-':>16} {'':>17} {'1.00x':>6} {peak:>8.1f}")
-            continue
-        diffs = [
-            (x.wall - y.wall) / suite.tests * 1e3
-            for x, y in zip(runs[name], runs["plain"], strict=True)
-        ]
+        diffs = [(x.wall - y.wall) / suite.tests * 1e3 for x, y in runs]
         added[name] = diffs
         q1, med, q3 = quartiles(diffs)
-        ratio = statistics.median(
-            x.wall / y.wall for x, y in zip(runs[name], runs["plain"], strict=True)
-        )
-        cpu = statistics.median(
-            (x.cpu - y.cpu) / suite.tests * 1e3
-            for x, y in zip(runs[name], runs["plain"], strict=True)
-        )
+        ratio = statistics.median(x.wall / y.wall for x, y in runs)
+        cpu = statistics.median((x.cpu - y.cpu) / suite.tests * 1e3 for x, y in runs)
         print(
             f"    {label:<24} {wall:>7.2f} {med:>+16.3f} [{q1:>+7.3f},{q3:>+7.3f}] "
             f"{ratio:>5.2f}x {peak:>8.1f} {extra_mb[name]:>+6.1f} {cpu:>+11.3f}"
         )
-    plain_walls = [s.wall for s in runs["plain"]]
+    plain_walls = [s.wall for s in plains]
     print(
         f"    plain runs took {min(plain_walls):.2f} to {max(plain_walls):.2f} s "
         f"({max(plain_walls) / min(plain_walls) - 1:.0%} apart): the machine's own noise; "
         "CPU ms/test is the paired difference of the child's user + system time"
     )
+    if "plain" in added:
+        low, high, coverage = median_interval(added["plain"])
+        print(
+            f"    the pairing's own error (plain beside plain): median "
+            f"{statistics.median(added['plain']):+.4f} ms/test, {coverage:.1%} interval "
+            f"[{low:+.4f}, {high:+.4f}]"
+        )
     if not suite.judged:
         return True
     ok, word = judged(added["json"], PER_TEST_TARGET_MS)
@@ -889,6 +1000,62 @@ def side_by_side(suite: Suite, scratch: Path) -> bool:
         )
         ok = ok and memory_ok
     return ok
+
+
+Variants = dict[str, tuple[str, tuple[str, ...]]]
+#: Each variant's runs, each beside the plain run it is paired with.
+Pairs = dict[str, list[tuple[Sample, Sample]]]
+
+
+def suite_command(suite: Suite, args: Sequence[str]) -> Command:
+    accept = (0,) if suite.outcomes.find("failed") < 0 else (0, 1)
+    argv = ("-m", "pytest", *BASE_ARGS, *args, *suite.args)
+    return Command(argv, suite.folder, suite.env, None, accept)
+
+
+def checked_run(suite: Suite, name: str, sample: Sample, output: str) -> Sample:
+    """``sample``, once its output shows the plugin's section (or none) and plain's outcomes."""
+    energy = name not in ("plain", "off")
+    if energy != bool(ENERGY_SECTION.search(output)):
+        raise SystemExit(f"{suite.name}: unexpected output for {name}:\n{output[-2000:]}")
+    if outcome_counts(output) != suite.outcomes:
+        raise SystemExit(
+            f"{suite.name}: {name} ended with {outcome_counts(output)!r}, plain with "
+            f"{suite.outcomes!r}:\n{output[-2000:]}"
+        )
+    return sample
+
+
+def concurrent_reps(suite: Suite, table: Variants) -> Pairs:
+    """Every variant run at once with a plain run of its own, and plain beside plain (the
+    method's own error), in a rotated order each repetition."""
+    names = list(table)
+    pairs: Pairs = {name: [] for name in names[1:]}
+    pairs["plain"] = []
+    for rep in range(suite.reps):
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
+            shutil.rmtree(suite.folder / ".energy", ignore_errors=True)
+            (x, x_output), (y, y_output) = run_pair(
+                rep, suite_command(suite, table[name][1]), suite_command(suite, OFF_ARGS)
+            )
+            pairs[name].append(
+                (checked_run(suite, name, x, x_output), checked_run(suite, "plain", y, y_output))
+            )
+    return pairs
+
+
+def alternating_reps(suite: Suite, table: Variants) -> Pairs:
+    """Every variant once a repetition, one after the other, in a rotated, alternately
+    reversed order; each paired with the repetition's plain run."""
+    names = list(table)
+    runs: dict[str, list[Sample]] = {name: [] for name in names}
+    for rep in range(suite.reps):
+        order = names[rep % len(names) :] + names[: rep % len(names)]
+        for name in order if rep % 2 == 0 else reversed(order):
+            shutil.rmtree(suite.folder / ".energy", ignore_errors=True)
+            sample, output = reap([start_child(suite_command(suite, table[name][1]))])[0]
+            runs[name].append(checked_run(suite, name, sample, output))
+    return {name: list(zip(runs[name], runs["plain"], strict=True)) for name in names[1:]}
 
 
 def third_party(root: Path, env: dict[str, str], reps: int) -> list[Suite]:
@@ -1012,7 +1179,21 @@ def main() -> int:
         help="which of (a) startup, (b) fixed cost, (c) side by side, (e) ops meter to run; "
         "(d) the profile follows (c). Default: abce",
     )
+    parser.add_argument(
+        "--pairing",
+        choices=("concurrent", "alternating"),
+        default=None,
+        help="how a pair's two runs are timed: at once on two CPUs (the default where two "
+        "are usable) or one after the other",
+    )
     args = parser.parse_args()
+    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if args.pairing == "concurrent" and len(usable) < 2:
+        parser.error("--pairing concurrent needs two usable CPUs")
+    global PAIRING, PAIR_CPUS
+    PAIRING = args.pairing or ("concurrent" if len(usable) >= 2 else "alternating")
+    if PAIRING == "concurrent":
+        PAIR_CPUS = (usable[0], usable[1])
     unknown = set(args.sections) - set("abce")
     if unknown or not args.sections:
         parser.error(f"--sections: letters from abce, got {args.sections!r}")
@@ -1024,6 +1205,7 @@ def main() -> int:
 
     print(machine_line())
     print(load_line())
+    print(pairing_line())
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="energy-overhead-") as scratch:
         root = Path(scratch)
