@@ -107,6 +107,7 @@ import math
 import os
 import platform
 import re
+import select
 import shutil
 import statistics
 import subprocess
@@ -384,13 +385,13 @@ def reap(children: Sequence[Running]) -> list[tuple[Sample, str]]:
     by_pid = {child.proc.pid: child for child in children}
     done: dict[int, tuple[Sample, str]] = {}
     while len(done) < len(children):
+        pid = next_ended([p for p in by_pid if p not in done])
         # wait4, not wait: this child's own resource usage, with its peak resident memory
-        # (RUSAGE_CHILDREN gives the largest of all children so far, not this one's).
-        pid, status, usage = os.wait4(-1, 0)
+        # (RUSAGE_CHILDREN gives the largest of all children so far, not this one's). It
+        # blocks for the last child, so the end is read after it, not before.
+        _, status, usage = os.wait4(pid, 0)
         ended = time.perf_counter()
-        child = by_pid.get(pid)
-        if child is None:
-            continue
+        child = by_pid[pid]
         child.proc.returncode = returncode = os.waitstatus_to_exitcode(status)
         child.output.seek(0)
         text = child.output.read().decode("utf-8", errors="replace")
@@ -406,6 +407,25 @@ def reap(children: Sequence[Running]) -> list[tuple[Sample, str]]:
         peak_mb = usage.ru_maxrss / 1024  # KiB on Linux
         done[pid] = Sample(ended - child.started, cpu, peak_mb), text
     return [done[child.proc.pid] for child in children]
+
+
+def next_ended(pids: Sequence[int]) -> int:
+    """The first of ``pids`` (children) to end, not yet reaped: waited on through their
+    pidfds (Linux), so no other child of this process is reaped by mistake."""
+    if len(pids) == 1 or not hasattr(os, "pidfd_open"):
+        # wait4 on it blocks until it ends (concurrent pairs, which need this to time the
+        # second child, pin CPUs with sched_setaffinity: Linux, where pidfds exist).
+        return pids[0]
+    fds = {os.pidfd_open(pid): pid for pid in pids}
+    try:
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        ready, _ = poller.poll()[0]
+        return fds[ready]
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def run_child(

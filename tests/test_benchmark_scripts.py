@@ -44,13 +44,20 @@ def test_two_consecutive_concurrent_pairs_balance_cpu_and_start_order(
     assert len(combinations) == 4
 
 
-@pytest.mark.parametrize("pairing", ["concurrent", "alternating"])
-def test_each_run_of_a_pair_comes_back_on_its_own_side(
-    overhead: ModuleType, pairing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture(params=["concurrent", "alternating"])
+def paired(
+    overhead: ModuleType, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> ModuleType:
+    """The script with ``--pairing`` set, both sides of a concurrent pair on one CPU (the
+    pairing logic does not need two)."""
     cpu = min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
-    monkeypatch.setattr(overhead, "PAIRING", pairing)
+    monkeypatch.setattr(overhead, "PAIRING", request.param)
     monkeypatch.setattr(overhead, "PAIR_CPUS", (cpu, cpu))
+    return overhead
+
+
+def test_each_run_of_a_pair_comes_back_on_its_own_side(paired: ModuleType, tmp_path: Path) -> None:
+    overhead = paired
     env = dict(os.environ)
 
     def command(name: str) -> Any:
@@ -62,6 +69,19 @@ def test_each_run_of_a_pair_comes_back_on_its_own_side(
         assert a.wall > 0
         assert b.wall > 0
         assert a.peak_mb > 0
+
+
+def test_each_run_of_a_pair_is_timed_to_its_own_end(paired: ModuleType, tmp_path: Path) -> None:
+    # A lower bound, not a timing: a child that sleeps 0.2 s cannot take less, on any
+    # machine; timed to the other child's end (a bug once), it took ~0.03 s.
+    overhead = paired
+    quick = overhead.Command(("-c", "pass"), tmp_path, dict(os.environ))
+    sleeper = overhead.Command(("-c", "import time; time.sleep(0.2)"), tmp_path, dict(os.environ))
+    for index in range(4):
+        (slow, _), _ = overhead.run_pair(index, sleeper, quick)
+        _, (late, _) = overhead.run_pair(index, quick, sleeper)
+        assert slow.wall >= 0.2
+        assert late.wall >= 0.2
 
 
 def test_a_failed_child_stops_the_script_with_its_output(
