@@ -355,7 +355,7 @@ class Command:
     accept: tuple[int, ...] = (0,)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Running:
     command: Command
     proc: subprocess.Popen[bytes]
@@ -436,7 +436,11 @@ def run_child(
     accept: Sequence[int] = (0,),
 ) -> tuple[Sample, str]:
     """Run ``python argv`` to completion; its wall and CPU time, peak memory, and output."""
-    return reap([start_child(Command(tuple(argv), cwd, env, expect, tuple(accept)))])[0]
+    return run_command(Command(tuple(argv), cwd, env, expect, tuple(accept)))
+
+
+def run_command(command: Command) -> tuple[Sample, str]:
+    return reap([start_child(command)])[0]
 
 
 def concurrent_plan(index: int) -> tuple[bool, bool]:
@@ -467,11 +471,11 @@ def run_pair(
             a, b = reap([start_child(first, one), start_child(second, two)])
         return a, b
     if index % 2 == 0:
-        a = reap([start_child(first)])[0]
-        b = reap([start_child(second)])[0]
+        a = run_command(first)
+        b = run_command(second)
     else:
-        b = reap([start_child(second)])[0]
-        a = reap([start_child(first)])[0]
+        b = run_command(second)
+        a = run_command(first)
     return a, b
 
 
@@ -494,7 +498,7 @@ def pytest_child(
     accept: Sequence[int] = (0,),
 ) -> Sample:
     sample, output = run_child(["-m", "pytest", *BASE_ARGS, *args], cwd, env, expect, accept)
-    return checked_energy(sample, output, args, energy)
+    return checked_energy(sample, output, pytest_label(args), energy)
 
 
 def pytest_command(
@@ -503,10 +507,14 @@ def pytest_command(
     return Command(("-m", "pytest", *BASE_ARGS, *args), cwd, env, expect)
 
 
-def checked_energy(sample: Sample, output: str, args: Sequence[str], energy: bool) -> Sample:
+def pytest_label(args: Sequence[str]) -> str:
+    return f"pytest {' '.join(args)}"
+
+
+def checked_energy(sample: Sample, output: str, label: str, energy: bool) -> Sample:
     # The energy section is the proof that the plugin measured (or stayed silent).
     if energy != bool(ENERGY_SECTION.search(output)):
-        raise SystemExit(f"unexpected output for pytest {' '.join(args)}:\n{output[-2000:]}")
+        raise SystemExit(f"unexpected output for {label}:\n{output[-2000:]}")
     return sample
 
 
@@ -585,8 +593,8 @@ def paired_runs(
         (a, a_output), (b, b_output) = run_pair(
             index, pytest_command(first, cwd, env, expect), pytest_command(second, cwd, env, expect)
         )
-        a_runs.append(checked_energy(a, a_output, first, energy=False))
-        b_runs.append(checked_energy(b, b_output, second, energy=False))
+        a_runs.append(checked_energy(a, a_output, pytest_label(first), energy=False))
+        b_runs.append(checked_energy(b, b_output, pytest_label(second), energy=False))
     return a_runs, b_runs
 
 
@@ -860,8 +868,8 @@ def fixed_cost(pairs: int, tiny: Path, env: dict[str, str]) -> bool:
             pytest_command(on, tiny, env, "1 passed"),
             pytest_command([str(tiny)], tiny, env, "1 passed"),
         )
-        on_runs.append(checked_energy(a, a_output, on, energy=True))
-        off_runs.append(checked_energy(b, b_output, [str(tiny)], energy=False))
+        on_runs.append(checked_energy(a, a_output, pytest_label(on), energy=True))
+        off_runs.append(checked_energy(b, b_output, pytest_label([str(tiny)]), energy=False))
     row = Paired("one test", on_runs, off_runs)
     q1, med, q3 = (x * 1e3 for x in quartiles(row.diffs("wall")))
     c1, cmed, c3 = (x * 1e3 for x in quartiles(row.diffs("cpu")))
@@ -1035,9 +1043,7 @@ def suite_command(suite: Suite, args: Sequence[str]) -> Command:
 
 def checked_run(suite: Suite, name: str, sample: Sample, output: str) -> Sample:
     """``sample``, once its output shows the plugin's section (or none) and plain's outcomes."""
-    energy = name not in ("plain", "off")
-    if energy != bool(ENERGY_SECTION.search(output)):
-        raise SystemExit(f"{suite.name}: unexpected output for {name}:\n{output[-2000:]}")
+    checked_energy(sample, output, f"{suite.name}: {name}", energy=name not in ("plain", "off"))
     if outcome_counts(output) != suite.outcomes:
         raise SystemExit(
             f"{suite.name}: {name} ended with {outcome_counts(output)!r}, plain with "
@@ -1073,7 +1079,7 @@ def alternating_reps(suite: Suite, table: Variants) -> Pairs:
         order = names[rep % len(names) :] + names[: rep % len(names)]
         for name in order if rep % 2 == 0 else reversed(order):
             shutil.rmtree(suite.folder / ".energy", ignore_errors=True)
-            sample, output = reap([start_child(suite_command(suite, table[name][1]))])[0]
+            sample, output = run_command(suite_command(suite, table[name][1]))
             runs[name].append(checked_run(suite, name, sample, output))
     return {name: list(zip(runs[name], runs["plain"], strict=True)) for name in names[1:]}
 
