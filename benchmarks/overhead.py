@@ -138,6 +138,8 @@ THIRD_PARTY = {
 THIRD_PARTY_TEST_DEPS = ("freezegun", "hypothesis", "pytest-cov")
 BASE_ARGS = ("-q", "-p", "no:cacheprovider")
 ENERGY_ARGS = ("--energy", "--energy-meter=model")
+#: What a user types: the meters this machine has, the model where it has none.
+DEFAULT_ARGS = ("--energy",)
 OFF_ARGS = ("-p", "no:energy")
 OUTCOMES = re.compile(r"(\d+) (passed|failed|skipped|xfailed|xpassed|errors?|deselected)")
 ENERGY_SECTION = re.compile(r"^=+ energy =+$", re.MULTILINE)
@@ -729,6 +731,8 @@ class Parts:
     fresh_ms: list[float]
     fresh_cpu: tuple[float, float, float]
     fresh_pairs: int
+    #: The modules the run compared with loads (imported before the timed part).
+    preloaded: list[str]
 
     @property
     def estimate(self) -> float:
@@ -773,6 +777,7 @@ def parts(
         fresh_ms=[wall * ms for wall, _ in fresh],
         fresh_cpu=tuple(x * ms for x in quartiles([cpu for _, cpu in fresh])),  # type: ignore[arg-type]
         fresh_pairs=2 * pairs,
+        preloaded=preloaded,
     )
 
 
@@ -853,12 +858,11 @@ def startup(pairs: int, tiny: Path, suite: Path, env: dict[str, str], tests: int
 # -- (b) the fixed cost of --energy ----------------------------------------------------------
 
 
-def fixed_cost(pairs: int, tiny: Path, env: dict[str, str]) -> bool:
-    print(
-        f"\n(b) the fixed cost of --energy: the one-test suite with {' '.join(ENERGY_ARGS)} vs "
-        f"the plugin off; whole pytest processes, {pairs} {PAIRING} pairs"
-    )
-    on = [str(tiny), *ENERGY_ARGS]
+def whole_process_pairs(
+    pairs: int, tiny: Path, env: dict[str, str], energy_args: Sequence[str]
+) -> Paired:
+    """The one-test suite with ``energy_args`` beside the plugin off, whole processes."""
+    on = [str(tiny), *energy_args]
     on_runs: list[Sample] = []
     off_runs: list[Sample] = []
     for index in range(pairs):
@@ -870,14 +874,26 @@ def fixed_cost(pairs: int, tiny: Path, env: dict[str, str]) -> bool:
         )
         on_runs.append(checked_energy(a, a_output, pytest_label(on), energy=True))
         off_runs.append(checked_energy(b, b_output, pytest_label([str(tiny)]), energy=False))
-    row = Paired("one test", on_runs, off_runs)
+    return Paired("one test", on_runs, off_runs)
+
+
+def whole_line(row: Paired) -> str:
     q1, med, q3 = (x * 1e3 for x in quartiles(row.diffs("wall")))
     c1, cmed, c3 = (x * 1e3 for x in quartiles(row.diffs("cpu")))
-    best = (min(s.wall for s in on_runs) - min(s.wall for s in off_runs)) * 1e3
-    print(
-        f"  whole process: {med:+.1f} ms wall [IQR {q1:+.1f}, {q3:+.1f}], fastest runs "
-        f"{best:+.1f} ms, CPU {cmed:+.1f} ms [IQR {c1:+.1f}, {c3:+.1f}]"
+    best = (min(s.wall for s in row.on) - min(s.wall for s in row.off)) * 1e3
+    return (
+        f"{med:+.1f} ms wall [IQR {q1:+.1f}, {q3:+.1f}], fastest runs {best:+.1f} ms, "
+        f"CPU {cmed:+.1f} ms [IQR {c1:+.1f}, {c3:+.1f}]"
     )
+
+
+def fixed_cost(pairs: int, tiny: Path, env: dict[str, str]) -> bool:
+    print(
+        f"\n(b) the fixed cost of --energy: the one-test suite with {' '.join(ENERGY_ARGS)} vs "
+        f"the plugin off; whole pytest processes, {pairs} {PAIRING} pairs"
+    )
+    row = whole_process_pairs(pairs, tiny, env, ENERGY_ARGS)
+    print(f"  whole process: {whole_line(row)}")
 
     part = parts(env, tiny, pairs, ENERGY_ARGS, ())
     ours, others, self_ms, reps = part.ours, part.others, part.self_ms, part.reps
@@ -911,7 +927,35 @@ def fixed_cost(pairs: int, tiny: Path, env: dict[str, str]) -> bool:
     # process pays in all, the interpreter tearing down the plugin's modules at exit included.
     _, whole = judged([d * 1e3 for d in row.diffs("wall")], FIXED_TARGET_MS)
     print(f"  for comparison, the same judgement on the whole-process pairs (ms): {whole}")
-    return ok
+
+    # What `pytest --energy` pays: the meters are looked for first (NVML's library, the
+    # powercap zones), and only where none answers is the model used, as above.
+    meter = default_meter(tiny, env)
+    print(f"  the default meter, --energy alone (it chose: {meter}):")
+    fresh = fresh_diffs(env, tiny, 2 * pairs, DEFAULT_ARGS, (), part.preloaded)
+    fresh_ms = [wall * 1e3 for wall, _ in fresh]
+    w1, wmed, w3 = quartiles(fresh_ms)
+    print(
+        f"    one pytest.main per fresh process: {wmed:+.1f} ms wall [IQR {w1:+.1f}, {w3:+.1f}] "
+        f"({2 * pairs} {PAIRING} pairs)"
+    )
+    default_row = whole_process_pairs(pairs, tiny, env, DEFAULT_ARGS)
+    print(f"    whole process: {whole_line(default_row)}")
+    default_ok, default_word = judged(fresh_ms, FIXED_TARGET_MS)
+    _, default_whole = judged([d * 1e3 for d in default_row.diffs("wall")], FIXED_TARGET_MS)
+    print(
+        f"    target, judged the same way: fresh processes {default_word}; whole processes "
+        f"(for comparison) {default_whole}"
+    )
+    return ok and default_ok
+
+
+def default_meter(tiny: Path, env: dict[str, str]) -> str:
+    """The meter ``--energy`` alone chooses here, from the run's energy section."""
+    shutil.rmtree(tiny / ".energy", ignore_errors=True)
+    _, output = run_child(["-m", "pytest", *BASE_ARGS, *DEFAULT_ARGS, str(tiny)], tiny, env)
+    found = re.search(r"\s(\w+) \((measured|modelled)\)\s", output)
+    return f"{found[1]}, {found[2]}" if found else "not shown"
 
 
 # -- (c) side by side -------------------------------------------------------------------------

@@ -17,11 +17,19 @@ In a subprocess (``pytester.runpytest_subprocess``)::
 
     install_fake_pynvml(tmp_path / "nvml", [FakeGpu(step_mj=2000, compute_pids=["other"])])
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "nvml"), REPO_ROOT]))
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(tmp_path / "nvml"))
 
 writes ``pynvml.py``, a copy of this file and ``fake_nvml_state.json`` into
 the folder, so ``import pynvml`` there gives a fake driven by that JSON. In
 this process (``pytester.runpytest``), ``import_fresh_from(monkeypatch, dir)``
 makes the next ``import pynvml`` load it, and forgets it after the test.
+
+The driver's library is part of the machine too: the meter imports the binding
+only where ``libnvidia-ml.so.1`` loads. The folder gets a stand-in, a copy of
+a real shared object of this Python that the loader opens like the driver's;
+a subprocess finds it through ``LD_LIBRARY_PATH``, as the real one is found,
+and this process (whose loader read that variable when it started) through
+the meter's ``LIBRARY``, which ``import_fresh_from`` points at the folder.
 
 This file is copied beside the fake ``pynvml.py``, so it imports nothing but
 the standard library.
@@ -78,6 +86,10 @@ _ERROR_STRINGS = {
 }
 
 STATE_FILE = "fake_nvml_state.json"
+#: The driver's library, by the name the binding loads.
+LIBRARY_FILE = "libnvidia-ml.so.1"
+#: Extension modules of the standard library, one of which stands in for it.
+_SHARED_OBJECTS = ("_json", "_struct", "_ctypes", "math")
 _IMPL_MODULE = "_pytest_energy_fake_nvml"
 
 #: The message of the deprecated ``pynvml`` distribution's import hook.
@@ -450,17 +462,32 @@ sys.modules[__name__] = FakeNvml.from_state_file(Path(__file__).with_name({state
 '''
 
 
+def stand_in_library() -> Path:
+    """A shared object that loads in this Python: an extension module's file."""
+    import importlib
+
+    for name in _SHARED_OBJECTS:
+        origin = getattr(importlib.import_module(name), "__file__", None)
+        if origin is not None and origin.endswith(".so"):
+            return Path(origin)
+    raise RuntimeError(f"none of {_SHARED_OBJECTS} is a shared object in this Python")
+
+
 def import_fresh_from(monkeypatch: pytest.MonkeyPatch, directory: Path) -> None:
     """Make the next ``import pynvml`` in this process load ``directory``'s fake.
 
     Whatever ``pynvml`` was imported before (the real binding, say) is put back
-    when the test ends, and the fake is forgotten.
+    when the test ends, and the fake is forgotten. The meter looks for the
+    driver's library in ``directory`` (a stand-in is there once
+    :func:`install_fake_pynvml` has written the fake).
     """
     for name in ("pynvml", _IMPL_MODULE):
         # setitem records what to restore; deleting then forces a fresh import.
         monkeypatch.setitem(sys.modules, name, None)
         del sys.modules[name]
     monkeypatch.syspath_prepend(str(directory))
+    # A path, not a name: this process's loader read LD_LIBRARY_PATH when it started.
+    monkeypatch.setattr("pytest_energy.meters.nvml_library.LIBRARY", str(directory / LIBRARY_FILE))
 
 
 def install_fake_pynvml(
@@ -473,6 +500,7 @@ def install_fake_pynvml(
     processes_error: int | str | None = None,
     old_driver: bool = False,
     deprecation_warning: bool = False,
+    driver_library: bool = True,
 ) -> Path:
     """Write a fake ``pynvml.py`` into ``directory``; return its JSON state file.
 
@@ -482,7 +510,9 @@ def install_fake_pynvml(
     lives in that process: each energy read returns ``energy_mj`` and then adds
     ``step_mj``; after ``lost_after_reads`` reads the GPU is lost.
     ``deprecation_warning`` makes the import warn like the deprecated
-    ``pynvml`` distribution.
+    ``pynvml`` distribution. ``driver_library`` writes the stand-in for the
+    driver's ``libnvidia-ml.so.1`` beside it; without it the folder is a
+    machine with the binding installed and no NVIDIA driver.
     """
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(Path(__file__), directory / f"{_IMPL_MODULE}.py")
@@ -500,4 +530,6 @@ def install_fake_pynvml(
         state=STATE_FILE, impl=_IMPL_MODULE, warn=deprecation_warning, message=DEPRECATION_MESSAGE
     )
     (directory / "pynvml.py").write_text(shim, encoding="utf-8")
+    if driver_library:
+        shutil.copyfile(stand_in_library(), directory / LIBRARY_FILE)
     return state_path

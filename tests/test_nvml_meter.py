@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fake_nvml import (
+    LIBRARY_FILE,
     NVML_ERROR_DRIVER_NOT_LOADED,
     NVML_ERROR_GPU_IS_LOST,
     NVML_ERROR_LIBRARY_NOT_FOUND,
@@ -22,7 +23,9 @@ from fake_nvml import (
 )
 
 from pytest_energy.meters import nvml as nvml_module
+from pytest_energy.meters import nvml_library
 from pytest_energy.meters.base import Meter, MeterError, MeterUnavailable, clock
+from pytest_energy.meters.meter_set import MeterSpec, open_meters
 from pytest_energy.meters.nvml import INSTALL_HINT, MIG_NOTE, NOTE_GPU_SHARED, NvmlMeter
 
 H100 = "NVIDIA H100 80GB HBM3"
@@ -461,6 +464,109 @@ def test_deprecated_pynvml_warning_is_suppressed(fresh_import: Path) -> None:
     meter.close()
 
 
+def test_without_the_driver_library_the_binding_is_not_imported(fresh_import: Path) -> None:
+    # A CI runner or laptop without NVIDIA's driver, nvidia-ml-py installed:
+    # the binding's ~8-ms import would buy nothing but NVML's own "not found".
+    install_fake_pynvml(fresh_import, driver_library=False)
+    with pytest.raises(MeterUnavailable) as caught:
+        NvmlMeter.open()
+    library = fresh_import / LIBRARY_FILE
+    assert str(caught.value) == (
+        "NVML did not start: NVML Shared Library Not Found "
+        f"({library}: cannot open shared object file: No such file or directory)"
+    )
+    assert "pynvml" not in sys.modules
+
+
+def test_a_library_that_does_not_load_is_one_line(fresh_import: Path) -> None:
+    install_fake_pynvml(fresh_import, driver_library=False)
+    (fresh_import / LIBRARY_FILE).write_text("not a shared object\n", encoding="utf-8")
+    with pytest.raises(MeterUnavailable) as caught:
+        NvmlMeter.open()
+    message = str(caught.value)
+    assert message.startswith("NVML did not start: NVML Shared Library Not Found (")
+    assert "\n" not in message
+    assert "pynvml" not in sys.modules
+
+
+def test_the_driver_library_is_loaded_before_the_binding(fresh_import: Path) -> None:
+    install_fake_pynvml(fresh_import, [FakeGpu(step_mj=2_000)])
+    meter = NvmlMeter.open()
+    maps = Path("/proc/self/maps").read_text(encoding="utf-8")
+    assert str(fresh_import / LIBRARY_FILE) in maps
+    assert meter.read().joules == {"gpu:0": 2.0}
+    meter.close()
+
+
+def test_a_binding_already_imported_is_used_without_the_library_check(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The user's code (or torch) imported it: nothing to save by looking first.
+    monkeypatch.setattr(nvml_library, "LIBRARY", str(tmp_path / LIBRARY_FILE))
+    monkeypatch.setitem(sys.modules, "pynvml", FakeNvml([FakeGpu(step_mj=500)]))
+    meter = NvmlMeter.open()
+    assert meter.read().joules == {"gpu:0": 0.5}
+    meter.close()
+
+
+# --energy alone (auto): the counters it looks for first.
+
+
+def test_auto_imports_no_meter_module_where_neither_counter_exists(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A VM or CI runner: no powercap tree, no driver library, nvidia-ml-py installed.
+    monkeypatch.setattr(nvml_library, "LIBRARY", str(tmp_path / LIBRARY_FILE))
+    for name in ("pynvml", "pytest_energy.meters.nvml", "pytest_energy.meters.rapl"):
+        # Put back after the test, so later tests keep the module objects they imported.
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    meters = open_meters(MeterSpec(("auto",)), rapl_root=tmp_path / "powercap", model_watts=10.0)
+    assert [meter.info.name for meter in meters.meters] == ["model"]
+    assert meters.notices == ("no readable energy counter; energy is modelled from CPU time",)
+    assert [
+        name
+        for name in ("pynvml", "pytest_energy.meters.nvml", "pytest_energy.meters.rapl")
+        if name in sys.modules
+    ] == []
+    meters.close()
+
+
+def test_auto_measures_a_gpu_whose_driver_library_loads(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # What a user with an NVIDIA GPU types, the fake binding and driver library on the paths.
+    fake = tmp_path_factory.mktemp("nvml")
+    install_fake_pynvml(fake, [FakeGpu(step_mj=3_000)])
+    repo = Path(nvml_module.__file__).resolve().parents[2]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(fake), str(repo)]))
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(fake))
+    pytester.makepyfile("def test_one():\n    pass\n")
+    result = pytester.runpytest_subprocess("--energy", "--energy-idle-seconds=0")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"energy: nvml (measured: 1x {H100}, driver 580.159.04)*"])
+
+
+def test_auto_without_the_driver_library_says_nothing_of_nvml(
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # The binding installed, no driver: the model, and no NVML error shown to the user.
+    fake = tmp_path_factory.mktemp("nvml")
+    install_fake_pynvml(fake, driver_library=False)
+    monkeypatch.syspath_prepend(str(fake))
+    monkeypatch.setattr(nvml_library, "LIBRARY", str(fake / LIBRARY_FILE))
+    monkeypatch.delitem(sys.modules, "pynvml")
+    pytester.makepyfile("def test_one():\n    pass\n")
+    result = pytester.runpytest("--energy", "--energy-idle-seconds=0")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["energy: model (modelled*"])
+    result.stdout.no_fnmatch_line("*NVML*")
+    assert "pynvml" not in sys.modules
+
+
 def test_file_based_fake_really_warns_like_the_deprecated_package(fresh_import: Path) -> None:
     install_fake_pynvml(fresh_import, deprecation_warning=True)
     with pytest.warns(FutureWarning, match="The pynvml package is deprecated"):
@@ -481,6 +587,8 @@ def run_in_subprocess(directory: Path, script: str) -> dict[str, object]:
     repo = Path(nvml_module.__file__).resolve().parents[2]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(directory), str(repo)])
+    # Where the loader finds the driver's library first, as on a machine with the driver.
+    env["LD_LIBRARY_PATH"] = str(directory)
     env.pop("CUDA_VISIBLE_DEVICES", None)
     done = subprocess.run(
         [sys.executable, "-W", "error", "-c", textwrap.dedent(script)],

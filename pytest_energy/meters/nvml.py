@@ -16,19 +16,23 @@ slice is measured as its whole physical GPU, because NVML has no per-slice
 energy.
 
 ``pynvml`` (the module of the ``nvidia-ml-py`` distribution) is imported only
-by :meth:`NvmlMeter.open`, so loading the plugin touches no GPU.
+by :meth:`NvmlMeter.open`, so loading the plugin touches no GPU, and on Linux
+only once NVIDIA's driver library loads (:mod:`pytest_energy.meters.nvml_library`
+says why).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from pytest_energy.meters import nvml_library
 from pytest_energy.meters.base import (
     DomainInfo,
     MeterError,
@@ -120,6 +124,14 @@ def import_pynvml() -> ModuleType:
     return pynvml  # type: ignore[no-any-return]
 
 
+def _import_binding() -> ModuleType:
+    if "pynvml" not in sys.modules:
+        missing = nvml_library.driver_library_missing()
+        if missing is not None:
+            raise MeterUnavailable(f"NVML did not start: NVML Shared Library Not Found ({missing})")
+    return import_pynvml()
+
+
 def _binding_version(nvml: ModuleType, imported: bool) -> str | None:
     version = getattr(nvml, "__version__", None)
     if version is not None:
@@ -193,12 +205,13 @@ class NvmlMeter:
     def open(cls, nvml: ModuleType | None = None) -> NvmlMeter:
         """Start NVML and open every visible GPU's energy counter.
 
-        ``nvml`` is the binding module; ``None`` imports ``pynvml`` (tests pass
-        a fake). Raises :class:`MeterUnavailable` with a one-line reason when
-        the binding, the driver, a GPU or its energy counter is missing.
+        ``nvml`` is the binding module; ``None`` imports ``pynvml`` where
+        NVIDIA's driver library loads (tests pass a fake). Raises
+        :class:`MeterUnavailable` with a one-line reason when the binding, the
+        driver, a GPU or its energy counter is missing.
         """
         imported = nvml is None
-        module: Any = import_pynvml() if nvml is None else nvml
+        module: Any = _import_binding() if nvml is None else nvml
         try:
             module.nvmlInit()
         except Exception as exc:
