@@ -36,6 +36,10 @@ MIG_1 = "MIG-11111111-2222-5333-8444-555555555551"
 MIG_2 = "MIG-22222222-2222-5333-8444-555555555552"
 
 
+#: Only on Linux is the driver's library looked for before the binding is imported.
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="the library probe is Linux-only")
+
+
 @pytest.fixture(autouse=True)
 def _no_cuda_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
@@ -464,6 +468,7 @@ def test_deprecated_pynvml_warning_is_suppressed(fresh_import: Path) -> None:
     meter.close()
 
 
+@linux_only
 def test_without_the_driver_library_the_binding_is_not_imported(fresh_import: Path) -> None:
     # A CI runner or laptop without NVIDIA's driver, nvidia-ml-py installed:
     # the binding's ~8-ms import would buy nothing but NVML's own "not found".
@@ -478,6 +483,7 @@ def test_without_the_driver_library_the_binding_is_not_imported(fresh_import: Pa
     assert "pynvml" not in sys.modules
 
 
+@linux_only
 def test_a_library_that_does_not_load_is_one_line(fresh_import: Path) -> None:
     install_fake_pynvml(fresh_import, driver_library=False)
     (fresh_import / LIBRARY_FILE).write_text("not a shared object\n", encoding="utf-8")
@@ -489,6 +495,7 @@ def test_a_library_that_does_not_load_is_one_line(fresh_import: Path) -> None:
     assert "pynvml" not in sys.modules
 
 
+@linux_only
 def test_the_driver_library_is_loaded_before_the_binding(fresh_import: Path) -> None:
     install_fake_pynvml(fresh_import, [FakeGpu(step_mj=2_000)])
     meter = NvmlMeter.open()
@@ -512,6 +519,7 @@ def test_a_binding_already_imported_is_used_without_the_library_check(
 # --energy alone (auto): the counters it looks for first.
 
 
+@linux_only
 def test_auto_imports_no_meter_module_where_neither_counter_exists(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -548,6 +556,7 @@ def test_auto_measures_a_gpu_whose_driver_library_loads(
     result.stdout.fnmatch_lines([f"energy: nvml (measured: 1x {H100}, driver 580.159.04)*"])
 
 
+@linux_only
 def test_auto_without_the_driver_library_says_nothing_of_nvml(
     pytester: pytest.Pytester,
     monkeypatch: pytest.MonkeyPatch,
