@@ -580,6 +580,10 @@ class Paired:
     def diffs(self, attr: str) -> list[float]:
         return [getattr(a, attr) - getattr(b, attr) for a, b in zip(self.on, self.off, strict=True)]
 
+    def wall_ms(self) -> list[float]:
+        """The pairs' wall-time differences in ms, as the targets are judged."""
+        return [d * 1e3 for d in self.diffs("wall")]
+
 
 def paired_runs(
     pairs: int,
@@ -849,7 +853,7 @@ def startup(pairs: int, tiny: Path, suite: Path, env: dict[str, str], tests: int
     # Whole processes add the interpreter's start-up noise, but also whatever the plugin's
     # installation costs before pytest.main (its entry point, its distribution's metadata).
     for row in rows:
-        row_ok, word = judged([d * 1e3 for d in row.diffs("wall")], STARTUP_TARGET_MS)
+        row_ok, word = judged(row.wall_ms(), STARTUP_TARGET_MS)
         print(f"  target: under {STARTUP_TARGET_MS:g} ms, whole processes, {row.label}: {word}")
         ok = ok and row_ok
     return ok
@@ -925,7 +929,7 @@ def fixed_cost(pairs: int, tiny: Path, env: dict[str, str]) -> bool:
     )
     # Not the target's measure (it adds the interpreter's start-up noise), but what a user's
     # process pays in all, the interpreter tearing down the plugin's modules at exit included.
-    _, whole = judged([d * 1e3 for d in row.diffs("wall")], FIXED_TARGET_MS)
+    _, whole = judged(row.wall_ms(), FIXED_TARGET_MS)
     print(f"  for comparison, the same judgement on the whole-process pairs (ms): {whole}")
 
     # What `pytest --energy` pays: the meters are looked for first (NVML's library, the
@@ -942,7 +946,7 @@ def fixed_cost(pairs: int, tiny: Path, env: dict[str, str]) -> bool:
     default_row = whole_process_pairs(pairs, tiny, env, DEFAULT_ARGS)
     print(f"    whole process: {whole_line(default_row)}")
     default_ok, default_word = judged(fresh_ms, FIXED_TARGET_MS)
-    _, default_whole = judged([d * 1e3 for d in default_row.diffs("wall")], FIXED_TARGET_MS)
+    _, default_whole = judged(default_row.wall_ms(), FIXED_TARGET_MS)
     print(
         f"    target, judged the same way: fresh processes {default_word}; whole processes "
         f"(for comparison) {default_whole}"

@@ -525,17 +525,14 @@ def test_auto_imports_no_meter_module_where_neither_counter_exists(
 ) -> None:
     # A VM or CI runner: no powercap tree, no driver library, nvidia-ml-py installed.
     monkeypatch.setattr(nvml_library, "LIBRARY", str(tmp_path / LIBRARY_FILE))
-    for name in ("pynvml", "pytest_energy.meters.nvml", "pytest_energy.meters.rapl"):
+    unwanted = ("pynvml", "pytest_energy.meters.nvml", "pytest_energy.meters.rapl")
+    for name in unwanted:
         # Put back after the test, so later tests keep the module objects they imported.
         monkeypatch.delitem(sys.modules, name, raising=False)
     meters = open_meters(MeterSpec(("auto",)), rapl_root=tmp_path / "powercap", model_watts=10.0)
     assert [meter.info.name for meter in meters.meters] == ["model"]
     assert meters.notices == ("no readable energy counter; energy is modelled from CPU time",)
-    assert [
-        name
-        for name in ("pynvml", "pytest_energy.meters.nvml", "pytest_energy.meters.rapl")
-        if name in sys.modules
-    ] == []
+    assert [name for name in unwanted if name in sys.modules] == []
     meters.close()
 
 
@@ -565,9 +562,7 @@ def test_auto_without_the_driver_library_says_nothing_of_nvml(
     # The binding installed, no driver: the model, and no NVML error shown to the user.
     fake = tmp_path_factory.mktemp("nvml")
     install_fake_pynvml(fake, driver_library=False)
-    monkeypatch.syspath_prepend(str(fake))
-    monkeypatch.setattr(nvml_library, "LIBRARY", str(fake / LIBRARY_FILE))
-    monkeypatch.delitem(sys.modules, "pynvml")
+    import_fresh_from(monkeypatch, fake)
     pytester.makepyfile("def test_one():\n    pass\n")
     result = pytester.runpytest("--energy", "--energy-idle-seconds=0")
     result.assert_outcomes(passed=1)

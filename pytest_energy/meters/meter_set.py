@@ -142,9 +142,9 @@ def _plainly_absent(name: str, rapl_root: Path) -> bool:
     """
     if name == "rapl":
         return not rapl_root.is_dir()
-    from pytest_energy.meters.nvml_library import binding_worth_importing
+    from pytest_energy.meters.nvml_library import binding_would_fail
 
-    return not binding_worth_importing()
+    return binding_would_fail() is not None
 
 
 def _open_counter(name: str, rapl_root: Path) -> Meter:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -125,10 +124,9 @@ def import_pynvml() -> ModuleType:
 
 
 def _import_binding() -> ModuleType:
-    if "pynvml" not in sys.modules:
-        missing = nvml_library.driver_library_missing()
-        if missing is not None:
-            raise MeterUnavailable(f"NVML did not start: NVML Shared Library Not Found ({missing})")
+    missing = nvml_library.binding_would_fail()
+    if missing is not None:
+        raise MeterUnavailable(f"NVML did not start: NVML Shared Library Not Found ({missing})")
     return import_pynvml()
 
 

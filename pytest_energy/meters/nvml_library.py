@@ -16,14 +16,16 @@ import sys
 LIBRARY = "libnvidia-ml.so.1"
 
 
-def driver_library_missing() -> str | None:
-    """Why NVML's library does not load on this machine; ``None`` where it loads.
+def binding_would_fail() -> str | None:
+    """Why importing the binding would lead nowhere here; ``None`` where it may lead somewhere.
 
-    The same ``dlopen`` the binding makes at ``nvmlInit`` (so the library is
-    found the same way, and stays loaded for it), made before the binding is
-    imported. Not on Linux, ``None``: the binding's own search decides there.
+    A binding already imported (by the user's code, or torch) costs nothing
+    more. Otherwise the same ``dlopen`` the binding makes at ``nvmlInit`` (so the
+    library is found the same way, and stays loaded for it), made before the
+    binding is imported. Not on Linux, ``None``: the binding's own search
+    decides there.
     """
-    if not sys.platform.startswith("linux"):
+    if "pynvml" in sys.modules or not sys.platform.startswith("linux"):
         return None
     # _ctypes rather than ctypes: the loader call without ctypes' ~1-ms import.
     import _ctypes
@@ -33,11 +35,3 @@ def driver_library_missing() -> str | None:
     except OSError as exc:
         return " ".join(str(exc).split()) or f"{LIBRARY} does not load"
     return None
-
-
-def binding_worth_importing() -> bool:
-    """Whether importing the binding can lead anywhere: the library loads, or it is imported.
-
-    A binding already imported (by the user's code, or torch) costs nothing more.
-    """
-    return "pynvml" in sys.modules or driver_library_missing() is None
