@@ -8,9 +8,10 @@ of 60 ms of imports, measured with ``benchmarks/overhead.py`` on this project's 
 Here only ``__init__`` is compiled, and only for a class that makes more than a couple of
 instances (the first ones bind their arguments in shared Python code); equality, hashing,
 ``repr`` and immutability are shared functions that read the class's field names. The
-fields are real ``dataclasses.Field`` objects in ``__dataclass_fields__``, so
-``dataclasses.fields``, ``replace``, ``asdict`` and ``is_dataclass`` work as before; they
-are collected here rather than by the standard decorator, which tests every string
+fields are real ``dataclasses.Field`` objects in ``__dataclass_fields__``, made the first
+time it is read, so ``dataclasses.fields``, ``replace``, ``asdict`` and ``is_dataclass``
+work as before; the package's own serializers read the names alone (``_frozen_names``).
+They are collected here rather than by the standard decorator, which tests every string
 annotation three times against ``ClassVar``, ``InitVar`` and ``KW_ONLY`` with a regular
 expression and a module lookup: with ~400 fields that was 5-6 ms of a run's imports on a
 2-vCPU VM, a tenth of what ``--energy`` costs a one-test run (issue 16); collected here,
@@ -59,17 +60,18 @@ _FIELD_KIND = dataclasses._FIELD  # type: ignore[attr-defined]
 def frozen(cls: type[T]) -> type[T]:
     """Make ``cls`` a frozen dataclass (see the module's docstring)."""
     record: Any = cls  # the methods are set on the class as a whole
-    all_fields = _collect_fields(cls)
-    record.__dataclass_fields__ = all_fields
+    layout = _Layout(cls)
+    record._frozen_layout = layout
+    record._frozen_names = layout.names
+    record.__dataclass_fields__ = _FieldsOnFirstUse(cls)
     record.__dataclass_params__ = _PARAMS
-    fields = tuple(all_fields.values())
     if "__match_args__" not in cls.__dict__:
-        type.__setattr__(cls, "__match_args__", tuple(f.name for f in fields if f.init))
-    record.__init__ = _compile_on_first_call(cls, fields)
+        type.__setattr__(cls, "__match_args__", layout.params)
+    record.__init__ = _first_init
     # Class-level tuples: the shared methods below read them instead of compiled code.
-    record._frozen_repr = tuple(f.name for f in fields if f.repr)
-    record._frozen_compare = tuple(f.name for f in fields if f.compare)
-    record._frozen_hash = tuple(f.name for f in fields if (f.compare if f.hash is None else f.hash))
+    record._frozen_repr = layout.shown
+    record._frozen_compare = layout.compared
+    record._frozen_hash = layout.hashed
     record.__repr__ = _repr
     record.__eq__ = _eq
     record.__hash__ = _hash
@@ -78,49 +80,153 @@ def frozen(cls: type[T]) -> type[T]:
     return cls
 
 
-def _collect_fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
-    """The class's fields, its bases' first, as ``dataclasses`` collects them.
+class _Layout:
+    """A record class's fields, kept as a few tuples rather than a ``Field`` each.
 
-    Each annotation of the class is a field; its class attribute, if any, is its
-    default or its ``field(...)``, and a ``field(...)`` is replaced on the class by its
-    default (or removed when it has none), as the standard decorator does.
+    Each annotation of the class is a field, after its bases' (a field of the same name
+    replaces the base's, in place); its class attribute, if any, is its default or its
+    ``field(...)``, and a ``field(...)`` is replaced on the class by its default (or
+    removed when it has none), as the standard decorator does. The ``Field`` objects
+    are made only when something asks for them (:class:`_FieldsOnFirstUse`): a one-test
+    ``--energy`` run asks for a few classes' out of ~50, and the rest were ~400
+    objects that every full garbage collection walked (issue 16).
     """
-    fields: dict[str, dataclasses.Field[Any]] = {}
-    for base in reversed(cls.__mro__[1:]):
-        inherited = base.__dict__.get("__dataclass_fields__")
-        if inherited is not None:
-            fields.update(inherited)
-    annotations = inspect.get_annotations(cls)
-    for name, annotation in annotations.items():
-        text = annotation if isinstance(annotation, str) else repr(annotation)
-        # Not fields for dataclasses, and refused here; by substring, so a type whose
-        # name merely contains one is refused too (rename it, or use @dataclass).
-        if "ClassVar" in text or "InitVar" in text or "KW_ONLY" in text:
-            raise TypeError(f"@frozen does not support {name}: {text}; use @dataclass")
-        declared: Any = getattr(cls, name, dataclasses.MISSING)
-        if isinstance(declared, dataclasses.Field):
-            spec = declared
-            if spec.default is dataclasses.MISSING:
-                delattr(cls, name)
-            else:
-                setattr(cls, name, spec.default)
-        else:
-            spec = dataclasses.field(default=declared)
-        if spec.default is not dataclasses.MISSING and spec.default.__class__.__hash__ is None:
-            raise ValueError(
-                f"mutable default {type(spec.default)} for field {name} is not allowed: "
-                "use default_factory"
-            )
-        spec.name = name
-        spec.type = annotation
-        spec._field_type = _FIELD_KIND  # type: ignore[attr-defined]
-        if getattr(spec, "kw_only", False) is dataclasses.MISSING:
-            spec.kw_only = False
-        fields[name] = spec
-    for name, value in cls.__dict__.items():
-        if isinstance(value, dataclasses.Field) and name not in annotations:
-            raise TypeError(f"{name!r} is a field but has no type annotation")
-    return fields
+
+    __slots__ = (
+        "annotations",
+        "cls",
+        "compared",
+        "declared",
+        "defaults",
+        "factories",
+        "hashed",
+        "made",
+        "names",
+        "param_set",
+        "params",
+        "post_init",
+        "shown",
+    )
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+        #: Per field, by name: its annotation; the ``field(...)`` it was declared with,
+        #: if any; its default; its default factory (absent: none).
+        annotations: dict[str, Any] = {}
+        declared: dict[str, dataclasses.Field[Any]] = {}
+        defaults: dict[str, Any] = {}
+        factories: dict[str, Callable[[], Any]] = {}
+        for base in reversed(cls.__mro__[1:]):
+            inherited = base.__dict__.get("_frozen_layout")
+            if inherited is None and "__dataclass_fields__" in base.__dict__:
+                inherited = _Layout.of_dataclass(base)
+            if inherited is not None:
+                annotations.update(inherited.annotations)
+                declared.update(inherited.declared)
+                defaults.update(inherited.defaults)
+                factories.update(inherited.factories)
+        own = inspect.get_annotations(cls)
+        for name, annotation in own.items():
+            text = annotation if isinstance(annotation, str) else repr(annotation)
+            # Not fields for dataclasses, and refused here; by substring, so a type whose
+            # name merely contains one is refused too (rename it, or use @dataclass).
+            if "ClassVar" in text or "InitVar" in text or "KW_ONLY" in text:
+                raise TypeError(f"@frozen does not support {name}: {text}; use @dataclass")
+            annotations[name] = annotation
+            declared.pop(name, None)
+            defaults.pop(name, None)
+            factories.pop(name, None)
+            value: Any = getattr(cls, name, dataclasses.MISSING)
+            if isinstance(value, dataclasses.Field):
+                declared[name] = value
+                if value.default_factory is not dataclasses.MISSING:
+                    factories[name] = value.default_factory
+                value = value.default
+                if value is dataclasses.MISSING:
+                    delattr(cls, name)
+                else:
+                    setattr(cls, name, value)
+            if value is not dataclasses.MISSING:
+                if value.__class__.__hash__ is None:
+                    raise ValueError(
+                        f"mutable default {type(value)} for field {name} is not allowed: "
+                        "use default_factory"
+                    )
+                defaults[name] = value
+        for name, value in cls.__dict__.items():
+            if isinstance(value, dataclasses.Field) and name not in own:
+                raise TypeError(f"{name!r} is a field but has no type annotation")
+        self.annotations = annotations
+        self.declared = declared
+        self.defaults = defaults
+        self.factories = factories
+        self.names = tuple(annotations)
+        self.params = tuple(n for n in self.names if n not in declared or declared[n].init)
+        self.param_set = frozenset(self.params)
+        self.shown = tuple(n for n in self.names if n not in declared or declared[n].repr)
+        self.compared = tuple(n for n in self.names if n not in declared or declared[n].compare)
+        self.hashed = tuple(n for n in self.names if _hashed(declared.get(n)))
+        self.post_init = hasattr(cls, "__post_init__")
+        self.made = 0
+
+    @staticmethod
+    def of_dataclass(base: type) -> _Layout:
+        """The layout of a standard dataclass base, from its fields."""
+        layout = _Layout.__new__(_Layout)
+        fields = dataclasses.fields(base)
+        layout.annotations = {f.name: f.type for f in fields}
+        layout.declared = {f.name: f for f in fields}
+        layout.defaults = {
+            f.name: f.default for f in fields if f.default is not dataclasses.MISSING
+        }
+        layout.factories = {
+            f.name: f.default_factory
+            for f in fields
+            if f.default_factory is not dataclasses.MISSING
+        }
+        return layout
+
+    def init(self, name: str) -> bool:
+        spec = self.declared.get(name)
+        return spec is None or spec.init
+
+    def fields(self) -> dict[str, dataclasses.Field[Any]]:
+        """The fields as ``dataclasses`` describes them, made now."""
+        fields: dict[str, dataclasses.Field[Any]] = {}
+        for name, annotation in self.annotations.items():
+            spec: Any = self.declared.get(name)  # a Field; field() is typed as its default
+            if spec is None:
+                spec = dataclasses.field(default=self.defaults.get(name, dataclasses.MISSING))
+            spec.name = name
+            spec.type = annotation
+            spec._field_type = _FIELD_KIND
+            if getattr(spec, "kw_only", False) is dataclasses.MISSING:
+                spec.kw_only = False
+            fields[name] = spec
+        return fields
+
+
+def _hashed(spec: dataclasses.Field[Any] | None) -> bool:
+    if spec is None:
+        return True
+    return bool(spec.compare if spec.hash is None else spec.hash)
+
+
+class _FieldsOnFirstUse:
+    """``__dataclass_fields__`` until something reads it: then the fields, made once
+    and put on the class in its place (``dataclasses.fields``, ``replace``,
+    ``is_dataclass`` and ``asdict`` all read it through ``getattr``)."""
+
+    __slots__ = ("cls",)
+
+    def __init__(self, cls: type) -> None:
+        self.cls = cls
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        cls = self.cls
+        fields = cls.__dict__["_frozen_layout"].fields()
+        type.__setattr__(cls, "__dataclass_fields__", fields)
+        return fields
 
 
 #: Instances a class makes through the interpreted ``__init__`` before it compiles its own.
@@ -133,104 +239,75 @@ def _collect_fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
 COMPILE_AFTER = 16
 
 
-def _compile_on_first_call(
-    cls: type, fields: tuple[dataclasses.Field[Any], ...]
-) -> Callable[..., None]:
-    """An ``__init__`` that binds its arguments itself for the first instances, then
-    compiles the real one (:data:`COMPILE_AFTER`), puts it on ``cls`` and calls it."""
-    interpreted = _interpreted_init(cls, fields)
-    made = 0
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        nonlocal made
-        if made < COMPILE_AFTER:
-            made += 1
-            interpreted(self, args, kwargs)
-            return
-        compiled = _init(cls, fields)
-        type.__setattr__(cls, "__init__", compiled)
+def _first_init(self: Any, *args: Any, **kwargs: Any) -> None:
+    """Every record class's ``__init__`` for its first instances: binds the arguments
+    itself, as Python would, then after :data:`COMPILE_AFTER` instances compiles the
+    class's own ``__init__``, puts it on the class and calls it. One function for all
+    classes, reading the class's layout: a closure each was ~10 objects a class."""
+    layout: _Layout = self._frozen_layout
+    if layout.made >= COMPILE_AFTER:
+        compiled = _init(layout)
+        type.__setattr__(layout.cls, "__init__", compiled)
         compiled(self, *args, **kwargs)
-
-    __init__.__qualname__ = f"{cls.__qualname__}.__init__"
-    return __init__
-
-
-def _interpreted_init(
-    cls: type, fields: tuple[dataclasses.Field[Any], ...]
-) -> Callable[[Any, tuple[Any, ...], dict[str, Any]], None]:
-    """What the compiled ``__init__`` does, with the arguments bound here, as Python would."""
-    where = f"{cls.__qualname__}.__init__()"
-    params = [f for f in fields if f.init]
-    names = {f.name for f in params}
-    post_init = hasattr(cls, "__post_init__")
-
-    def init(self: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if len(args) > len(params):
-            raise TypeError(
-                f"{where} takes {len(params) + 1} positional arguments "
-                f"but {len(args) + 1} were given"
-            )
-        given = {f.name: value for f, value in zip(params, args, strict=False)}  # fewer args
-        for name, value in kwargs.items():
-            if name not in names:
-                raise TypeError(f"{where} got an unexpected keyword argument {name!r}")
-            if name in given:
-                raise TypeError(f"{where} got multiple values for argument {name!r}")
-            given[name] = value
-        missing = [
-            f.name
-            for f in params
-            if f.name not in given
-            and f.default is dataclasses.MISSING
-            and f.default_factory is dataclasses.MISSING
-        ]
-        if missing:
-            listed = ", ".join(repr(name) for name in missing)
-            raise TypeError(f"{where} missing {len(missing)} required argument(s): {listed}")
-        for f in fields:
-            if f.init and f.name in given:
-                value = given[f.name]
-            elif f.default_factory is not dataclasses.MISSING:
-                value = f.default_factory()
-            elif f.default is not dataclasses.MISSING:
-                value = f.default
-            else:
-                continue  # init=False without a default: never set, as with dataclasses
-            object.__setattr__(self, f.name, value)
-        if post_init:
-            self.__post_init__()
-
-    return init
+        return
+    layout.made += 1
+    where = f"{layout.cls.__qualname__}.__init__()"
+    params = layout.params
+    if len(args) > len(params):
+        raise TypeError(
+            f"{where} takes {len(params) + 1} positional arguments but {len(args) + 1} were given"
+        )
+    given = dict(zip(params, args, strict=False))  # fewer args than params is fine
+    for name, value in kwargs.items():
+        if name not in layout.param_set:
+            raise TypeError(f"{where} got an unexpected keyword argument {name!r}")
+        if name in given:
+            raise TypeError(f"{where} got multiple values for argument {name!r}")
+        given[name] = value
+    defaults, factories = layout.defaults, layout.factories
+    missing = [n for n in params if n not in given and n not in defaults and n not in factories]
+    if missing:
+        listed = ", ".join(repr(name) for name in missing)
+        raise TypeError(f"{where} missing {len(missing)} required argument(s): {listed}")
+    for name in layout.names:
+        if name in given:
+            value = given[name]
+        elif name in factories:
+            value = factories[name]()
+        elif name in defaults:
+            value = defaults[name]
+        else:
+            continue  # init=False without a default: never set, as with dataclasses
+        object.__setattr__(self, name, value)
+    if layout.post_init:
+        self.__post_init__()
 
 
-def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[..., None]:
+def _init(layout: _Layout) -> Callable[..., None]:
     """Compile ``__init__`` once: the per-instance path is as fast as dataclass's own."""
     scope: dict[str, Any] = {"_bind": object.__setattr__.__get__, "_MISSING": dataclasses.MISSING}
     params: list[str] = []
     body: list[str] = []
-    for index, f in enumerate(fields):
-        has_factory = f.default_factory is not dataclasses.MISSING
-        if has_factory:
-            scope[f"_factory_{index}"] = f.default_factory
-        if f.init:
-            if has_factory:
-                params.append(f"{f.name}=_MISSING")
-                body.append(
-                    f"_set({f.name!r}, _factory_{index}() if {f.name} is _MISSING else {f.name})"
-                )
-                continue
-            if f.default is not dataclasses.MISSING:
-                scope[f"_default_{index}"] = f.default
-                params.append(f"{f.name}=_default_{index}")
+    for index, name in enumerate(layout.names):
+        if name in layout.factories:
+            scope[f"_factory_{index}"] = layout.factories[name]
+            if layout.init(name):
+                params.append(f"{name}=_MISSING")
+                body.append(f"_set({name!r}, _factory_{index}() if {name} is _MISSING else {name})")
             else:
-                params.append(f.name)
-            body.append(f"_set({f.name!r}, {f.name})")
-        elif has_factory:
-            body.append(f"_set({f.name!r}, _factory_{index}())")
-        elif f.default is not dataclasses.MISSING:
-            scope[f"_default_{index}"] = f.default
-            body.append(f"_set({f.name!r}, _default_{index})")
-    if hasattr(cls, "__post_init__"):
+                body.append(f"_set({name!r}, _factory_{index}())")
+            continue
+        if name in layout.defaults:
+            scope[f"_default_{index}"] = layout.defaults[name]
+            if layout.init(name):
+                params.append(f"{name}=_default_{index}")
+                body.append(f"_set({name!r}, {name})")
+            else:
+                body.append(f"_set({name!r}, _default_{index})")
+        elif layout.init(name):
+            params.append(name)
+            body.append(f"_set({name!r}, {name})")
+    if layout.post_init:
         body.append("self.__post_init__()")
     # object.__setattr__, as dataclasses does: storing into self.__dict__ is twice as
     # fast but materialises the dict, and a suite's records then take 40 % more memory.
@@ -241,7 +318,7 @@ def _init(cls: type, fields: tuple[dataclasses.Field[Any], ...]) -> Callable[...
     source = f"def __init__(self, {', '.join(params)}):\n    " + "\n    ".join(body or ["pass"])
     exec(source, scope)  # compiled from field names, as dataclasses does
     init: Callable[..., None] = scope["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__qualname__ = f"{layout.cls.__qualname__}.__init__"
     return init
 
 

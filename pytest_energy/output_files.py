@@ -38,7 +38,8 @@ __all__ = ["NoReaderError", "write_atomic", "write_atomic_chunks", "writes_throu
 #: What ``open(path, "w")`` asks for; the kernel takes the umask off, as for any new file.
 NEW_FILE_MODE = 0o666
 #: A name for a descriptor a process already holds: /dev/stdout links to /proc/self/fd/1.
-_DESCRIPTOR_NAME = re.compile(r"^/(?:dev|proc/[^/]+)/fd/\d+$")
+#: A string, compiled by re's cache when a path is first checked, not at import.
+_DESCRIPTOR_NAME = r"^/(?:dev|proc/[^/]+)/fd/\d+$"
 #: Links followed before giving up, as Linux does (MAXSYMLINKS).
 _MAX_LINKS = 40
 #: Room left in a 255-byte file name for the temporary name's prefix and suffix.
@@ -171,7 +172,7 @@ def _names_a_descriptor(path: Path) -> bool:
     """
     current = os.path.abspath(path)
     for _ in range(_MAX_LINKS):
-        if _DESCRIPTOR_NAME.match(current):
+        if re.match(_DESCRIPTOR_NAME, current):
             return True
         if not os.path.islink(current):
             return False

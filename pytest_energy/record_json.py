@@ -36,10 +36,12 @@ MAX_DEPTH = 64
 #: ``float(n)`` raise; Python refuses to parse more than 4,300 digits at all.
 MAX_DIGITS = 300
 
+# Strings, compiled by re's cache on the first parse: a run that reads no JSON does
+# not pay for compiling them (issue 16).
 # A JSON string (quotes and escapes included) as one unrolled, linear-time match.
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_EMPTY_PAIR = re.compile(r"\[\]|\{\}")
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'
+_NOT_BRACKET = r"[^\[\]{}]+"
+_EMPTY_PAIR = r"\[\]|\{\}"
 #: Longest key or value quoted back in an error message.
 _SHOWN_CHARS = 60
 
@@ -94,10 +96,10 @@ def nesting_depth(text: str, *, stop_after: int | None = None) -> int:
     stops after ``stop_after`` levels. Mismatched brackets stop the count early:
     the parser then says what is wrong.
     """
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    brackets = re.sub(_NOT_BRACKET, "", re.sub(_STRING, "", text))
     depth = 0
     while brackets and (stop_after is None or depth <= stop_after):
-        inner = _EMPTY_PAIR.sub("", brackets)
+        inner = re.sub(_EMPTY_PAIR, "", brackets)
         if inner == brackets:
             break
         brackets, depth = inner, depth + 1
@@ -152,7 +154,8 @@ def to_plain(value: Any) -> Any:
         return {k: to_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_plain(v) for v in value]
-    names = getattr(value, "__dataclass_fields__", None)
+    # A @frozen record's field names, without making its Field objects (frozen.py).
+    names = getattr(value, "_frozen_names", None) or getattr(value, "__dataclass_fields__", None)
     if names is not None and not isinstance(value, type):
         return {name: to_plain(getattr(value, name)) for name in names}
     return value

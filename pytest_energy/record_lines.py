@@ -48,7 +48,8 @@ def _fields_of(value: object) -> dict[str, object]:
     cls = type(value)
     fields_dict = _FIELD_DICTS.get(cls)
     if fields_dict is None:
-        names = getattr(value, "__dataclass_fields__", None)
+        # A @frozen record's field names, without making its Field objects (frozen.py).
+        names = getattr(cls, "_frozen_names", None) or getattr(value, "__dataclass_fields__", None)
         if names is None or isinstance(value, type):
             raise TypeError(f"Object of type {cls.__name__} is not JSON serializable")
         fields_dict = _FIELD_DICTS[cls] = _compile_fields_dict(cls.__name__, tuple(names))

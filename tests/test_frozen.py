@@ -258,3 +258,62 @@ def test_what_frozen_does_not_support_is_refused_where_the_class_is_defined() ->
         @frozen
         class Unannotated:
             value = field(default=1)
+
+
+def test_fields_are_made_when_first_read_and_serializers_do_not_read_them() -> None:
+    # ~400 Field objects that a run mostly never reads were walked by every full
+    # garbage collection (issue 16): they are made on first use, once.
+    from pytest_energy.record_json import to_plain
+    from pytest_energy.record_lines import _fields_of
+
+    @frozen
+    class Lazy:
+        a: int
+        b: str = "x"
+
+    record = Lazy(1)
+    assert to_plain(record) == {"a": 1, "b": "x"}
+    assert _fields_of(record) == {"a": 1, "b": "x"}
+    assert not isinstance(vars(Lazy)["__dataclass_fields__"], dict)
+    assert dataclasses.is_dataclass(record)
+    first = dataclasses.fields(Lazy)  # type: ignore[arg-type]
+    assert isinstance(vars(Lazy)["__dataclass_fields__"], dict)
+    assert dataclasses.fields(Lazy) == first  # type: ignore[arg-type]
+    assert [f.name for f in first] == ["a", "b"]
+    assert dataclasses.replace(record, b="y") == Lazy(1, "y")
+
+
+def test_a_standard_dataclass_base_and_a_field_redeclared_in_the_child() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class StandardBase:
+        a: int
+        hidden: str = field(default="h", repr=False)
+
+    @frozen
+    class OnStandard(StandardBase):
+        b: int = 2
+
+    @dataclasses.dataclass(frozen=True)
+    class StandardOnStandard(StandardBase):
+        b: int = 2
+
+    assert _described(OnStandard) == _described(StandardOnStandard)
+    assert repr(OnStandard(1)).endswith(".OnStandard(a=1, b=2)")  # hidden: repr=False
+
+    @frozen
+    class Redeclared(Child):
+        a: int = 5  # the base's field, now with a default: it keeps its place
+
+    @dataclasses.dataclass(frozen=True)
+    class StandardParent:
+        a: int
+        b: int = 2
+
+    @dataclasses.dataclass(frozen=True)
+    class StandardRedeclared(StandardParent):
+        a: int = 5
+
+    assert _described(Redeclared) == _described(StandardRedeclared)
+    assert Redeclared() == Redeclared(5, 2)
+    for _ in range(frozen_module.COMPILE_AFTER + 2):
+        assert Redeclared(b=3) == Redeclared(5, 3)

@@ -442,6 +442,15 @@ def test_terminal_text(raw: str, shown: str) -> None:
     assert escape.terminal_text(shown) == shown
 
 
+@pytest.mark.parametrize("pattern", ["_TERMINAL", "_HTML"])
+def test_printable_text_needs_no_escape(pattern: str) -> None:
+    # terminal_text and html_text return printable text as it is, without the pattern:
+    # that is right only while every character the pattern escapes is unprintable.
+    matched = [chr(c) for c in range(0x3000) if re.fullmatch(getattr(escape, pattern), chr(c))]
+    assert len(matched) > 60
+    assert [c for c in matched if c.isprintable()] == []
+
+
 # -- GitHub workflow commands ------------------------------------------------------------
 
 

@@ -39,8 +39,10 @@ Basis = Literal["lifecycle", "operational", "mixed", "unspecified"]
 #: Ember's years start in 2000; the table holds 2022-2024. A wider window still
 #: catches a shifted column (a g/kWh figure read as a year).
 _YEARS = range(1990, 2101)
-_CCF_TONNES = re.compile(r"\(([0-9.]+) tCO2e/kWh")
-_GOOGLE_YEAR_FILE = re.compile(r"data/yearly/(\d{4})\.csv")
+# Strings, compiled by re's cache when a cloud table is first checked: a run that
+# never reads one does not pay for compiling them (issue 16).
+_CCF_TONNES = r"\(([0-9.]+) tCO2e/kWh"
+_GOOGLE_YEAR_FILE = r"data/yearly/(\d{4})\.csv"
 
 
 @frozen
@@ -220,7 +222,7 @@ def _check_source(
     """Cross-check a row's number and year against the original its source quotes."""
     if provider in ("aws", "azure"):
         # CCF publishes metric tonnes per kWh; the g/kWh column must be x 1e6, exactly.
-        match = _CCF_TONNES.search(source)
+        match = re.search(_CCF_TONNES, source)
         if match is None:
             raise CarbonDataError(f"{name} line {line}: the source lacks CCF's tCO2e/kWh figure")
         if Decimal(match.group(1)) * 1_000_000 != exact:
@@ -228,7 +230,7 @@ def _check_source(
                 f"{name} line {line}: {match.group(1)} tCO2e/kWh is not {exact} g/kWh"
             )
     elif provider == "gcp":
-        match = _GOOGLE_YEAR_FILE.search(source)
+        match = re.search(_GOOGLE_YEAR_FILE, source)
         if match is None or int(match.group(1)) != year:
             raise CarbonDataError(f"{name} line {line}: year {year} is not the source file's")
 
