@@ -112,62 +112,69 @@ class _Layout:
         self.cls = cls
         #: Per field, by name: its annotation; the ``field(...)`` it was declared with,
         #: if any; its default; its default factory (absent: none).
-        annotations: dict[str, Any] = {}
-        declared: dict[str, dataclasses.Field[Any]] = {}
-        defaults: dict[str, Any] = {}
-        factories: dict[str, Callable[[], Any]] = {}
-        for base in reversed(cls.__mro__[1:]):
+        self.annotations: dict[str, Any] = {}
+        self.declared: dict[str, dataclasses.Field[Any]] = {}
+        self.defaults: dict[str, Any] = {}
+        self.factories: dict[str, Callable[[], Any]] = {}
+        for base in cls.__mro__[-2:0:-1]:  # the bases, object left out, farthest first
             inherited = base.__dict__.get("_frozen_layout")
             if inherited is None and "__dataclass_fields__" in base.__dict__:
                 inherited = _Layout.of_dataclass(base)
             if inherited is not None:
-                annotations.update(inherited.annotations)
-                declared.update(inherited.declared)
-                defaults.update(inherited.defaults)
-                factories.update(inherited.factories)
+                self.annotations.update(inherited.annotations)
+                self.declared.update(inherited.declared)
+                self.defaults.update(inherited.defaults)
+                self.factories.update(inherited.factories)
+        self._add_own_fields(cls)
+        declared = self.declared
+        self.names = names = tuple(self.annotations)
+        if declared:
+            self.params = tuple(n for n in names if n not in declared or declared[n].init)
+            self.shown = tuple(n for n in names if n not in declared or declared[n].repr)
+            self.compared = tuple(n for n in names if n not in declared or declared[n].compare)
+            self.hashed = tuple(n for n in names if _hashed(declared.get(n)))
+        else:  # no field(...): every field is in __init__, repr, eq and the hash
+            self.params = self.shown = self.compared = self.hashed = names
+        self.param_set = frozenset(self.params)
+        self.post_init = hasattr(cls, "__post_init__")
+        self.made = 0
+
+    def _add_own_fields(self, cls: type) -> None:
+        """Add the fields ``cls`` annotates itself, after (or in place of) its bases'."""
+        inheriting = bool(self.annotations)
         own = inspect.get_annotations(cls)
+        missing = dataclasses.MISSING
         for name, annotation in own.items():
             text = annotation if isinstance(annotation, str) else repr(annotation)
             # Not fields for dataclasses, and refused here; by substring, so a type whose
             # name merely contains one is refused too (rename it, or use @dataclass).
             if "ClassVar" in text or "InitVar" in text or "KW_ONLY" in text:
                 raise TypeError(f"@frozen does not support {name}: {text}; use @dataclass")
-            annotations[name] = annotation
-            declared.pop(name, None)
-            defaults.pop(name, None)
-            factories.pop(name, None)
-            value: Any = getattr(cls, name, dataclasses.MISSING)
+            self.annotations[name] = annotation
+            if inheriting:  # a base's field of this name is replaced, in its place
+                self.declared.pop(name, None)
+                self.defaults.pop(name, None)
+                self.factories.pop(name, None)
+            value: Any = getattr(cls, name, missing)
             if isinstance(value, dataclasses.Field):
-                declared[name] = value
-                if value.default_factory is not dataclasses.MISSING:
-                    factories[name] = value.default_factory
+                self.declared[name] = value
+                if value.default_factory is not missing:
+                    self.factories[name] = value.default_factory
                 value = value.default
-                if value is dataclasses.MISSING:
+                if value is missing:
                     delattr(cls, name)
                 else:
                     setattr(cls, name, value)
-            if value is not dataclasses.MISSING:
+            if value is not missing:
                 if value.__class__.__hash__ is None:
                     raise ValueError(
                         f"mutable default {type(value)} for field {name} is not allowed: "
                         "use default_factory"
                     )
-                defaults[name] = value
+                self.defaults[name] = value
         for name, value in cls.__dict__.items():
             if isinstance(value, dataclasses.Field) and name not in own:
                 raise TypeError(f"{name!r} is a field but has no type annotation")
-        self.annotations = annotations
-        self.declared = declared
-        self.defaults = defaults
-        self.factories = factories
-        self.names = tuple(annotations)
-        self.params = tuple(n for n in self.names if n not in declared or declared[n].init)
-        self.param_set = frozenset(self.params)
-        self.shown = tuple(n for n in self.names if n not in declared or declared[n].repr)
-        self.compared = tuple(n for n in self.names if n not in declared or declared[n].compare)
-        self.hashed = tuple(n for n in self.names if _hashed(declared.get(n)))
-        self.post_init = hasattr(cls, "__post_init__")
-        self.made = 0
 
     @staticmethod
     def of_dataclass(base: type) -> _Layout:
@@ -251,24 +258,24 @@ def _first_init(self: Any, *args: Any, **kwargs: Any) -> None:
         compiled(self, *args, **kwargs)
         return
     layout.made += 1
-    where = f"{layout.cls.__qualname__}.__init__()"
     params = layout.params
     if len(args) > len(params):
         raise TypeError(
-            f"{where} takes {len(params) + 1} positional arguments but {len(args) + 1} were given"
+            f"{_where(layout)} takes {len(params) + 1} positional arguments "
+            f"but {len(args) + 1} were given"
         )
     given = dict(zip(params, args, strict=False))  # fewer args than params is fine
     for name, value in kwargs.items():
         if name not in layout.param_set:
-            raise TypeError(f"{where} got an unexpected keyword argument {name!r}")
+            raise TypeError(f"{_where(layout)} got an unexpected keyword argument {name!r}")
         if name in given:
-            raise TypeError(f"{where} got multiple values for argument {name!r}")
+            raise TypeError(f"{_where(layout)} got multiple values for argument {name!r}")
         given[name] = value
     defaults, factories = layout.defaults, layout.factories
     missing = [n for n in params if n not in given and n not in defaults and n not in factories]
     if missing:
         listed = ", ".join(repr(name) for name in missing)
-        raise TypeError(f"{where} missing {len(missing)} required argument(s): {listed}")
+        raise TypeError(f"{_where(layout)} missing {len(missing)} required argument(s): {listed}")
     for name in layout.names:
         if name in given:
             value = given[name]
@@ -281,6 +288,10 @@ def _first_init(self: Any, *args: Any, **kwargs: Any) -> None:
         object.__setattr__(self, name, value)
     if layout.post_init:
         self.__post_init__()
+
+
+def _where(layout: _Layout) -> str:
+    return f"{layout.cls.__qualname__}.__init__()"
 
 
 def _init(layout: _Layout) -> Callable[..., None]:
