@@ -299,7 +299,7 @@ def test_a_checkpoint_that_cannot_be_written_stops_checkpoints_not_the_tests(
     def disk_full(path: Path, chunks: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(checkpoint, "write_atomic_chunks", disk_full)
+    monkeypatch.setattr(checkpoint, "write_whole_file", disk_full)
     pytester.makepyfile("def test_first(): pass\ndef test_second(): pass\n")
     assert pytester.runpytest(*ENERGY).ret == 0
     record = load(pytester.path / "results.json")

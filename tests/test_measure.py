@@ -46,6 +46,33 @@ def test_off_imports_nothing_heavy_and_touches_no_hardware(pytester: pytest.Pyte
     result.stdout.fnmatch_lines(["LOADED: []"])
 
 
+def test_a_plain_energy_run_loads_only_what_it_uses(pytester: pytest.Pytester) -> None:
+    """The statistics, the t distribution and the output files' module load where a test
+    is judged or a file is written: every module is part of what --energy costs (issue 16)."""
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_unconfigure(config):
+            loaded = [m for m in ("pytest_energy.stats", "pytest_energy.student_t",
+                                  "pytest_energy.output_files", "pytest_energy.meters.rapl",
+                                  "pytest_energy.meters.nvml", "jinja2")
+                      if m in sys.modules]
+            print("LOADED:", loaded)
+        """
+    )
+    pytester.makepyfile(TWO_TESTS)
+    result = pytester.runpytest_subprocess(
+        "-s", "-p", "no:anyio", "--energy", "--energy-meter=model"
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*= energy =*", "LOADED: []"])
+    written = pytester.runpytest_subprocess(
+        "-s", "-p", "no:anyio", "--energy", "--energy-meter=model", "--energy-json=results.json"
+    )
+    written.stdout.fnmatch_lines(["LOADED: [[]*'pytest_energy.output_files'*"])
+
+
 def test_replay_gives_each_test_its_window(pytester: pytest.Pytester, replay, results) -> None:
     path = replay(traces.windows((12.0, 2.0), (30.0, 3.0)))
     pytester.makepyfile(TWO_TESTS)

@@ -16,19 +16,21 @@ from pytest_energy import stats
 from pytest_energy.stats import (
     LogRatio,
     history_log_ratio,
-    incomplete_beta,
     log_values,
-    normal_cdf,
-    normal_quantile,
     paired_log_ratio,
     sample_variance,
     summarize,
+    welch_df,
+    welch_log_ratio,
+)
+from pytest_energy.student_t import (
+    incomplete_beta,
+    normal_cdf,
+    normal_quantile,
     t_cdf,
     t_pdf,
     t_quantile,
     t_sf,
-    welch_df,
-    welch_log_ratio,
 )
 
 # --- the t distribution ------------------------------------------------------------------------

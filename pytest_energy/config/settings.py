@@ -26,8 +26,6 @@ from pytest_energy.frozen import frozen
 from pytest_energy.meters import MeterSpec, parse_meter_spec
 from pytest_energy.meters.meter_set import PROCESS_FIELD
 from pytest_energy.meters.model import DEFAULT_WATTS_PER_CORE
-from pytest_energy.output_files import writes_through
-from pytest_energy.stats import percentage
 
 #: The environment variable that makes a pytest process a replica of its parent.
 REPLICA_ENV = "PYTEST_ENERGY_REPLICA"
@@ -88,6 +86,8 @@ def check_writable(path: Path, origin: str) -> None:
     """Refuse, up front, an output file that cannot be written; nothing is created."""
     if path.is_dir():
         raise SettingError(f"{origin}: {path} is a directory, expected a file path")
+    from pytest_energy.output_files import writes_through
+
     if writes_through(path):
         # A FIFO or a device is written through, never replaced: no file goes beside it.
         if not os.access(path, os.W_OK):
@@ -208,6 +208,8 @@ def refuse_shared_outputs(outputs: Mapping[str, Path], kept: Sequence[KeptPath])
                     f"{origin}: {path} {where} {item.what}; writing there would destroy it, "
                     "choose another path"
                 )
+    from pytest_energy.output_files import writes_through
+
     files = {origin: path for origin, path in outputs.items() if not writes_through(path)}
     for (first, path), (second, other) in combinations(files.items(), 2):
         if same_file(path, other):
@@ -325,6 +327,8 @@ class Settings:
         if self.history_url is not None and importlib.util.find_spec("psycopg") is None:
             raise SettingError(f"{self.source('history')}: {POSTGRES_EXTRA}")
         if self.margin >= self.fail:
+            from pytest_energy.stats import percentage
+
             raise SettingError(
                 f"{self.origins.get('margin', 'margin')}: the certainty margin "
                 f"({percentage(self.margin)}) must be below the threshold ({percentage(self.fail)})"

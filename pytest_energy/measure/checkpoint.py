@@ -37,14 +37,13 @@ import json
 import os
 import stat
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from pytest_energy import record_lines
-from pytest_energy.output_files import write_atomic_chunks, writes_through
 from pytest_energy.record import Idle, RunRecord, TestResult, Totals
 from pytest_energy.record_lines import appended_lines, rest_members, results_chunks
 
@@ -148,6 +147,17 @@ def _trailer(rest: RunRecord) -> str:
 # -- the file -------------------------------------------------------------------------------
 
 
+def write_whole_file(path: Path, chunks: Iterable[str]) -> None:
+    """Replace ``path`` atomically with ``chunks`` (``output_files.write_atomic_chunks``).
+
+    Imported on the first checkpoint: a run that writes no results file does not load
+    the output files' module (issue 16).
+    """
+    from pytest_energy.output_files import write_atomic_chunks
+
+    write_atomic_chunks(path, chunks)
+
+
 class Checkpoint:
     """The results file of a run in progress, grown by appending the finished tests."""
 
@@ -184,6 +194,8 @@ class Checkpoint:
         A stream would receive every checkpoint as one more document; a directory or
         a socket is for the final write to refuse, in one line.
         """
+        from pytest_energy.output_files import writes_through
+
         if writes_through(self.path):
             return False
         return not os.path.exists(self.path) or os.path.isfile(self.path)
@@ -277,7 +289,7 @@ class Checkpoint:
         encoded = appended_lines(results, 0, self._encode)
         trailer = _trailer(rest)
         head = '{\n "schema_version": ' + json.dumps(rest.schema_version) + ',\n "tests": ['
-        write_atomic_chunks(self.path, (head, encoded, trailer))
+        write_whole_file(self.path, (head, encoded, trailer))
         info = os.stat(self.path)
         self.tests = len(results)
         self._written = list(results)

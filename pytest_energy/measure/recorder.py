@@ -36,7 +36,6 @@ from pytest_energy.measure.window import (
 )
 from pytest_energy.meters import MeterError, MeterSet, open_meters
 from pytest_energy.meters.model import ModelMeter
-from pytest_energy.output_files import write_atomic_chunks
 from pytest_energy.record import (
     SCHEMA_VERSION,
     Calibration,
@@ -60,9 +59,8 @@ Role = Literal["serial", "worker", "controller"]
 
 #: Seconds a GPU is left to settle before idle power is measured after the tests.
 POST_LOAD_SETTLE_S = 3.0
-#: A crash loses at most this much of the results file: finished tests are checkpointed
-#: no more often (PYTEST_ENERGY_CHECKPOINT_SECONDS overrides it). A checkpoint appends
-#: (measure.checkpoint): it costs the tests since the last one.
+#: A crash loses at most this much of the results file (PYTEST_ENERGY_CHECKPOINT_SECONDS
+#: overrides it). A checkpoint appends (measure.checkpoint): it costs the tests since the last.
 CHECKPOINT_SECONDS = 2.0
 
 
@@ -405,6 +403,8 @@ class SessionRecorder:
             offer_written(checkpoint.tests_text)
             return
         self._checkpoint = None  # nothing appends to a file written whole
+        from pytest_energy.output_files import write_atomic_chunks  # only with a results file
+
         write_atomic_chunks(path, results_chunks(record))
 
     def _write_checkpoint(self, checkpoint: Checkpoint) -> None:

@@ -40,7 +40,6 @@ from pytest_energy.carbon.accounting import SessionCarbon
 from pytest_energy.config.settings import SettingError, Settings
 from pytest_energy.measure.machine import git_revision
 from pytest_energy.measure.recorder import SessionRecorder
-from pytest_energy.output_files import write_atomic, writes_through
 from pytest_energy.record import ResultsError, RoundRole, RunRecord
 from pytest_energy.storage.history import HistoryError
 from pytest_energy.storage.history_store import open_history, trend_series
@@ -126,7 +125,11 @@ class SessionEnd:
     def _write_files(self, record: RunRecord, session: pytest.Session) -> RunRecord:
         """Write every file asked for, JSON first, each guarded; the record as finally written."""
         json_path = self._settings.json
-        streamed = json_path is not None and writes_through(json_path)
+        streamed = False
+        if json_path is not None:  # output_files is imported where there is an output
+            from pytest_energy.output_files import writes_through
+
+            streamed = writes_through(json_path)
         first = self._with_status(record, session)
         written = streamed or self._guarded(
             "results", session, lambda: self._recorder.write_json(first)
@@ -339,12 +342,14 @@ def _told_more(final: RunRecord, first: RunRecord) -> bool:
 
 
 def _write_html(path: Path, record: RunRecord, history: dict[str, list[float]] | None) -> None:
+    from pytest_energy.output_files import write_atomic
     from pytest_energy.report.html import render_html
 
     write_atomic(path, render_html(record, history))
 
 
 def _write_markdown(path: Path, record: RunRecord) -> None:
+    from pytest_energy.output_files import write_atomic
     from pytest_energy.report.markdown import summary_markdown
 
     write_atomic(path, summary_markdown(record))

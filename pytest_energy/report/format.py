@@ -15,7 +15,6 @@ import math
 from typing import TYPE_CHECKING
 
 from pytest_energy.report import escape
-from pytest_energy.stats import percentage
 
 if TYPE_CHECKING:
     from pytest_energy.record import Summary
@@ -49,6 +48,15 @@ __all__ = [
 DASH = "—"
 
 JOULES_PER_KWH = 3_600_000.0
+
+
+def percentage(fraction: float) -> str:
+    """A fraction as the percentage a user types (:func:`pytest_energy.stats.percentage`)."""
+    # Imported here: a run that judges nothing prints no percentage and does not load
+    # the statistics (issue 16).
+    from pytest_energy.stats import percentage as written
+
+    return written(fraction)
 
 
 def sig(value: float, digits: int = 3) -> str:

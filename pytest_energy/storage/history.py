@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from pytest_energy.frozen import frozen
-from pytest_energy.output_files import write_atomic
 from pytest_energy.record import ResultsError, RunRecord, load
 from pytest_energy.record_json import JSONInputError, parse_json
 from pytest_energy.storage.energy_dir import prepare_directory
@@ -139,6 +138,8 @@ class History(RunHistory):
         while path.exists():  # never replace a run queued before
             serial += 1
             path = self.pending_dir / f"{stamp}-{os.getpid()}-{serial}.json"
+        from pytest_energy.output_files import write_atomic
+
         try:
             write_atomic(path, record.to_json())
         except OSError as exc:

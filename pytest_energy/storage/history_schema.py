@@ -19,7 +19,6 @@ from typing import Any, Protocol
 from pytest_energy.frozen import frozen
 from pytest_energy.record import RunRecord, TestResult
 from pytest_energy.record_lines import results_chunks
-from pytest_energy.stats import fmean, middle
 
 SCHEMA_VERSION = 5
 #: Version 2 added each run's geometric-mean J per unit of its own process (and of its
@@ -383,7 +382,7 @@ def _test_row(run_id: int, test: TestResult) -> tuple[Any, ...]:
         test.outcome,
         _finite(measurement.total_j) if measurement else None,
         _finite(measurement.seconds) if measurement else None,
-        middle(per_unit[1]) if per_unit else None,
+        _median(per_unit[1]) if per_unit else None,
         per_unit[0] if per_unit else None,
         ",".join(test.flags),
         test.verdict.status if test.verdict else None,
@@ -436,7 +435,17 @@ def _own_process_means(test: TestResult) -> tuple[float | None, float | None]:
 def _geometric_mean(values: Sequence[float]) -> float | None:
     if not values:
         return None
+    from pytest_energy.stats import fmean
+
     return math.exp(fmean([math.log(v) for v in values]))
+
+
+def _median(values: Sequence[float]) -> float:
+    # Imported here: only benchmarks have samples, and a run without them does not load
+    # the statistics (issue 16: every module is part of what --energy costs a run).
+    from pytest_energy.stats import middle
+
+    return middle(values)
 
 
 def _round_rows(run_id: int, record: RunRecord) -> Iterator[tuple[Any, ...]]:
