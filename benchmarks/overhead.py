@@ -34,8 +34,13 @@ user's installed plugin imports from cached bytecode).
     an ``--energy`` run loads that a run with the plugin off does not, imported in fresh
     processes that have imported pytest) and the session's own work once every import is done
     (alternating in-process ``pytest.main`` runs: meters opened, idle bracket, the energy
-    section, the history append), and the whole of it as one fresh-process figure, as in (a).
-    Target: the fresh-process difference under 30 ms.
+    section, the history append), and the whole of it as one fresh-process figure, as in (a),
+    also timed from ``pytest.main``'s start (the child's ``time.perf_counter``) to the
+    process's end (the parent's, one clock on Linux): the interpreter's exit, which tears
+    down every module the run imported, included; its start-up, identical on both sides
+    but tens of ms of noise in each whole-process pair, left out. Target: that difference
+    under 30 ms, and ``pytest.main``'s alone; for ``--energy --energy-meter=model`` and for
+    ``--energy`` alone (the default meter).
 
 (c) Side by side, per suite: plain (``-p no:energy``), plugin installed but off, ``--energy
     --energy-meter=model`` (history on, the default), ``+ --energy-json``, and ``+
@@ -173,7 +178,10 @@ print("SECONDS=%r %r" % (time.perf_counter() - start, time.process_time() - cpu)
 # One pytest.main in a fresh process that has imported pytest and, untimed, the modules
 # outside the plugin that the plugin-off run loads (argv[1], JSON), so that both sides
 # start alike: everything a run adds is timed, the plugin's imports through pytest's own
-# entry-point loading, first-use caches and the extra garbage collection included.
+# entry-point loading, first-use caches and the extra garbage collection included. It
+# also prints when pytest.main started (time.perf_counter: CLOCK_MONOTONIC on Linux, one
+# clock for every process), for the parent to time the process to its end: the
+# interpreter's exit, which tears down every module the run imported, included.
 _FRESH_PROBE = """
 import contextlib, importlib, io, json, sys, time
 import pytest
@@ -183,12 +191,14 @@ for name in json.loads(sys.argv[1]):
     except Exception:
         pass
 with contextlib.redirect_stdout(io.StringIO()):
-    wall, cpu = time.perf_counter(), time.process_time()
+    started = wall = time.perf_counter()
+    cpu = time.process_time()
     code = pytest.main(sys.argv[2:])
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
 if code != 0:
     raise SystemExit("pytest.main exited %s" % code)
 print("SECONDS=%r %r" % (wall, cpu))
+print("STARTED=%r" % started)
 """
 
 # Alternating in-process pytest.main runs of a tiny suite with two sets of extra arguments,
@@ -274,6 +284,8 @@ class Sample:
     wall: float
     cpu: float
     peak_mb: float = 0.0
+    #: When the parent saw it end (time.perf_counter).
+    ended: float = 0.0
 
 
 def machine_line() -> str:
@@ -407,7 +419,7 @@ def reap(children: Sequence[Running]) -> list[tuple[Sample, str]]:
             )
         cpu = usage.ru_utime + usage.ru_stime
         peak_mb = usage.ru_maxrss / 1024  # KiB on Linux
-        done[pid] = Sample(ended - child.started, cpu, peak_mb), text
+        done[pid] = Sample(ended - child.started, cpu, peak_mb, ended), text
     return [done[child.proc.pid] for child in children]
 
 
@@ -664,9 +676,10 @@ def fresh_diffs(
     first: Sequence[str],
     second: Sequence[str],
     preloaded: Sequence[str],
-) -> list[tuple[float, float]]:
-    """Paired differences (wall, CPU seconds) of one pytest.main in a fresh process each,
-    ``first`` minus ``second``, in alternating order; see ``_FRESH_PROBE``."""
+) -> list[tuple[float, float, float]]:
+    """Paired differences of one pytest.main in a fresh process each, ``first`` minus
+    ``second`` (see ``_FRESH_PROBE``): its wall and CPU seconds, and the wall seconds from
+    its start to the process's end (the interpreter's exit included)."""
     # Test modules and the plugin itself load inside pytest.main, as they do for a user.
     outside = [
         name
@@ -678,19 +691,20 @@ def fresh_diffs(
         argv = ("-c", _FRESH_PROBE, json.dumps(outside), *BASE_ARGS, *extra, str(tiny))
         return Command(argv, tiny, env)
 
-    def seconds(output: str) -> tuple[float, float]:
+    def seconds(sample: Sample, output: str) -> tuple[float, float, float]:
         line = next(x for x in output.splitlines() if x.startswith("SECONDS="))
         wall, cpu = line[len("SECONDS=") :].split()
-        return float(wall), float(cpu)
+        started = next(x for x in output.splitlines() if x.startswith("STARTED="))
+        return float(wall), float(cpu), sample.ended - float(started[len("STARTED=") :])
 
     diffs = []
     for index in range(pairs):
         # Here, not in the children: a concurrent pair's plain side must not remove the
         # history its --energy side is writing.
         shutil.rmtree(tiny / ".energy", ignore_errors=True)
-        (_, a_output), (_, b_output) = run_pair(index, command(first), command(second))
-        a, b = seconds(a_output), seconds(b_output)
-        diffs.append((a[0] - b[0], a[1] - b[1]))
+        a_run, b_run = run_pair(index, command(first), command(second))
+        a, b = seconds(*a_run), seconds(*b_run)
+        diffs.append((a[0] - b[0], a[1] - b[1], a[2] - b[2]))
     return diffs
 
 
@@ -735,6 +749,9 @@ class Parts:
     fresh_ms: list[float]
     fresh_cpu: tuple[float, float, float]
     fresh_pairs: int
+    #: The same pairs timed from pytest.main's start to the process's end: what the run
+    #: adds to a process, the interpreter's exit included, its identical start-up left out.
+    to_end_ms: list[float]
     #: The modules the run compared with loads (imported before the timed part).
     preloaded: list[str]
 
@@ -752,6 +769,14 @@ class Parts:
         return (
             f"{wmed:+.1f} ms wall [IQR {w1:+.1f}, {w3:+.1f}], {cmed:+.1f} ms CPU "
             f"[IQR {c1:+.1f}, {c3:+.1f}] ({self.fresh_pairs} {PAIRING} pairs)"
+        )
+
+    def to_end_line(self) -> str:
+        e1, emed, e3 = quartiles(self.to_end_ms)
+        exit_ms = emed - self.fresh[1]
+        return (
+            f"{emed:+.1f} ms wall [IQR {e1:+.1f}, {e3:+.1f}] (the same pairs; the exit "
+            f"{exit_ms:+.1f} ms of it, by the medians)"
         )
 
 
@@ -778,9 +803,10 @@ def parts(
         work_cpu=statistics.median(cpu for _, cpu in diffs) * ms,
         pairs=4 * pairs,
         reps=reps,
-        fresh_ms=[wall * ms for wall, _ in fresh],
-        fresh_cpu=tuple(x * ms for x in quartiles([cpu for _, cpu in fresh])),  # type: ignore[arg-type]
+        fresh_ms=[wall * ms for wall, _, _ in fresh],
+        fresh_cpu=tuple(x * ms for x in quartiles([cpu for _, cpu, _ in fresh])),  # type: ignore[arg-type]
         fresh_pairs=2 * pairs,
+        to_end_ms=[to_end * ms for _, _, to_end in fresh],
         preloaded=preloaded,
     )
 
@@ -845,6 +871,7 @@ def startup(pairs: int, tiny: Path, suite: Path, env: dict[str, str], tests: int
         "  the whole difference, one pytest.main per fresh process after import pytest (the "
         f"plugin loaded by pytest, as for a user): {part.fresh_line()}"
     )
+    print(f"  from pytest.main's start to the process's end: {part.to_end_line()}")
     ok, word = judged(part.fresh_ms, STARTUP_TARGET_MS)
     print(
         f"  target: under {STARTUP_TARGET_MS:g} ms, judged on the fresh-process differences "
@@ -922,36 +949,47 @@ def fixed_cost(pairs: int, tiny: Path, env: dict[str, str]) -> bool:
         "  the whole fixed cost, one pytest.main per fresh process after import pytest "
         f"(imports through pytest's plugin loading, first-use caches, GC): {part.fresh_line()}"
     )
-    ok, word = judged(part.fresh_ms, FIXED_TARGET_MS)
     print(
-        f"  target: the fixed cost under {FIXED_TARGET_MS:g} ms, judged on the fresh-process "
-        f"differences (ms): {word}"
+        "  the same, timed from pytest.main's start to the process's end (the interpreter's "
+        f"exit, tearing down what the run imported, included): {part.to_end_line()}"
     )
-    # Not the target's measure (it adds the interpreter's start-up noise), but what a user's
-    # process pays in all, the interpreter tearing down the plugin's modules at exit included.
+    fresh_ok, fresh_word = judged(part.fresh_ms, FIXED_TARGET_MS)
+    ok, word = judged(part.to_end_ms, FIXED_TARGET_MS)
+    print(
+        f"  target: the fixed cost under {FIXED_TARGET_MS:g} ms, judged on the differences "
+        f"from pytest.main's start to the process's end (ms): {word}; on pytest.main alone: "
+        f"{fresh_word}"
+    )
+    # The same quantity with the interpreter's start-up in it too (identical on both sides
+    # but tens of ms of noise on each): an interval several times wider.
     _, whole = judged(row.wall_ms(), FIXED_TARGET_MS)
     print(f"  for comparison, the same judgement on the whole-process pairs (ms): {whole}")
+    ok = ok and fresh_ok
 
     # What `pytest --energy` pays: the meters are looked for first (NVML's library, the
     # powercap zones), and only where none answers is the model used, as above.
     meter = default_meter(tiny, env)
     print(f"  the default meter, --energy alone (it chose: {meter}):")
     fresh = fresh_diffs(env, tiny, 2 * pairs, DEFAULT_ARGS, (), part.preloaded)
-    fresh_ms = [wall * 1e3 for wall, _ in fresh]
+    fresh_ms = [wall * 1e3 for wall, _, _ in fresh]
+    to_end_ms = [to_end * 1e3 for _, _, to_end in fresh]
     w1, wmed, w3 = quartiles(fresh_ms)
+    e1, emed, e3 = quartiles(to_end_ms)
     print(
         f"    one pytest.main per fresh process: {wmed:+.1f} ms wall [IQR {w1:+.1f}, {w3:+.1f}] "
-        f"({2 * pairs} {PAIRING} pairs)"
+        f"({2 * pairs} {PAIRING} pairs); to the process's end {emed:+.1f} ms "
+        f"[IQR {e1:+.1f}, {e3:+.1f}]"
     )
     default_row = whole_process_pairs(pairs, tiny, env, DEFAULT_ARGS)
     print(f"    whole process: {whole_line(default_row)}")
-    default_ok, default_word = judged(fresh_ms, FIXED_TARGET_MS)
+    default_fresh_ok, default_fresh = judged(fresh_ms, FIXED_TARGET_MS)
+    default_ok, default_word = judged(to_end_ms, FIXED_TARGET_MS)
     _, default_whole = judged(default_row.wall_ms(), FIXED_TARGET_MS)
     print(
-        f"    target, judged the same way: fresh processes {default_word}; whole processes "
-        f"(for comparison) {default_whole}"
+        f"    target, judged the same way: to the process's end {default_word}; pytest.main "
+        f"alone {default_fresh}; whole processes (for comparison) {default_whole}"
     )
-    return ok and default_ok
+    return ok and default_ok and default_fresh_ok
 
 
 def default_meter(tiny: Path, env: dict[str, str]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -82,6 +83,24 @@ def test_each_run_of_a_pair_is_timed_to_its_own_end(paired: ModuleType, tmp_path
         _, (late, _) = overhead.run_pair(index, quick, sleeper)
         assert slow.wall >= 0.2
         assert late.wall >= 0.2
+
+
+def test_a_run_is_timed_to_the_end_of_its_exit(paired: ModuleType, tmp_path: Path) -> None:
+    # The fixed cost is judged from pytest.main's start (the child's clock) to the process's
+    # end (the parent's): one clock for both, and the interpreter's exit inside. A lower
+    # bound again: work at exit of 0.2 s cannot be missed.
+    overhead = paired
+    at_exit = (
+        "import atexit, time; print('STARTED=%r' % time.perf_counter()); "
+        "atexit.register(time.sleep, 0.2)"
+    )
+    exiting = overhead.Command(("-c", at_exit), tmp_path, dict(os.environ))
+    quick = overhead.Command(("-c", "pass"), tmp_path, dict(os.environ))
+    for index in range(2):
+        (sample, output), _ = overhead.run_pair(index, exiting, quick)
+        started = float(output.split("STARTED=")[1])
+        assert 0.2 <= sample.ended - started <= sample.wall
+        assert sample.ended <= time.perf_counter()
 
 
 def test_a_failed_child_stops_the_script_with_its_output(
