@@ -15,7 +15,7 @@ They are collected here rather than by the standard decorator, which tests every
 annotation three times against ``ClassVar``, ``InitVar`` and ``KW_ONLY`` with a regular
 expression and a module lookup: with ~400 fields that was 5-6 ms of a run's imports on a
 2-vCPU VM, a tenth of what ``--energy`` costs a one-test run (issue 16); collected here into
-a few tuples a class (:class:`_Layout`), ~10 µs a class, ~0.5 ms for the ~50 a run loads.
+a few tuples a class (:class:`_Layout`), 10-13 µs a class, ~0.6 ms for the ~50 a run loads.
 Instances behave as a frozen dataclass's do: equal when of the same class with equal
 compared fields, hashable, and ``FrozenInstanceError`` on assignment.
 
